@@ -1,0 +1,136 @@
+/**
+ * /etc/imgbased/imgbased.conf — INI like rpm-ostreed.conf. Unknown sections or keys are errors (named, with the line),
+ * never silently ignored. Missing file = defaults.
+ *
+ *   [Storage]
+ *   Backend=lvm            # lvm | dir
+ *   VolumeGroup=onn        # lvm: default = the VG tagged imgbased:vg
+ *   DirPool=/var/lib/imgbased/pool   # dir backend: the pool directory
+ *   [Upgrade]
+ *   ImageDir=/var/lib/imgbased/images
+ *   RequireSignature=true
+ *   KeepBases=2
+ *   WriteMethod=auto       # auto | tree | blocks
+ *   MetadataMarginMiB=64
+ */
+import { promises as fs } from 'node:fs';
+import { InvalidArgumentError } from '../errors';
+
+export type WriteMethod = 'auto' | 'tree' | 'blocks';
+
+export interface Config {
+  readonly backend: 'lvm' | 'dir';
+  readonly volumeGroup: string | null;
+  readonly dirPool: string;
+  readonly imageDir: string;
+  readonly requireSignature: boolean;
+  readonly keepBases: number;
+  readonly writeMethod: WriteMethod;
+  readonly metadataMarginBytes: number;
+}
+
+export const DEFAULT_CONFIG: Config = {
+  backend: 'lvm',
+  volumeGroup: null,
+  dirPool: '/var/lib/imgbased/pool',
+  imageDir: '/var/lib/imgbased/images',
+  requireSignature: true,
+  keepBases: 2,
+  writeMethod: 'auto',
+  metadataMarginBytes: 64 * 1024 * 1024,
+};
+
+type Setter = (c: Mutable<Config>, value: string, where: string) => void;
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
+
+function bool(value: string, where: string): boolean {
+  if (/^(true|yes|1|on)$/i.test(value)) return true;
+  if (/^(false|no|0|off)$/i.test(value)) return false;
+  throw new InvalidArgumentError(`${where}: expected true or false, got "${value}"`);
+}
+
+function int(value: string, where: string, min: number, max: number): number {
+  if (!/^[0-9]+$/.test(value) || Number(value) < min || Number(value) > max) {
+    throw new InvalidArgumentError(`${where}: expected a whole number from ${min} to ${max}, got "${value}"`);
+  }
+  return Number(value);
+}
+
+function absPath(value: string, where: string): string {
+  if (!value.startsWith('/')) throw new InvalidArgumentError(`${where}: expected an absolute path, got "${value}"`);
+  return value;
+}
+
+const KEYS: Record<string, Record<string, Setter>> = {
+  Storage: {
+    Backend: (c, v, w) => {
+      if (v !== 'lvm' && v !== 'dir') throw new InvalidArgumentError(`${w}: Backend must be lvm or dir, got "${v}"`);
+      c.backend = v;
+    },
+    VolumeGroup: (c, v) => {
+      c.volumeGroup = v || null;
+    },
+    DirPool: (c, v, w) => {
+      c.dirPool = absPath(v, w);
+    },
+  },
+  Upgrade: {
+    ImageDir: (c, v, w) => {
+      c.imageDir = absPath(v, w);
+    },
+    RequireSignature: (c, v, w) => {
+      c.requireSignature = bool(v, w);
+    },
+    KeepBases: (c, v, w) => {
+      c.keepBases = int(v, w, 1, 100);
+    },
+    WriteMethod: (c, v, w) => {
+      if (v !== 'auto' && v !== 'tree' && v !== 'blocks') {
+        throw new InvalidArgumentError(`${w}: WriteMethod must be auto, tree or blocks, got "${v}"`);
+      }
+      c.writeMethod = v;
+    },
+    MetadataMarginMiB: (c, v, w) => {
+      c.metadataMarginBytes = int(v, w, 0, 1 << 20) * 1024 * 1024;
+    },
+  },
+};
+
+export function parseConfig(text: string, file = 'imgbased.conf'): Config {
+  const c: Mutable<Config> = { ...DEFAULT_CONFIG };
+  let section: string | null = null;
+  for (const [i, rawLine] of text.split('\n').entries()) {
+    const line = rawLine.trim();
+    const where = `${file}:${i + 1}`;
+    if (!line || line.startsWith('#') || line.startsWith(';')) continue;
+    const sec = /^\[([^\]]+)\]$/.exec(line);
+    if (sec?.[1]) {
+      if (!KEYS[sec[1]]) {
+        throw new InvalidArgumentError(`${where}: unknown section [${sec[1]}] (known: ${Object.keys(KEYS).join(', ')})`);
+      }
+      section = sec[1];
+      continue;
+    }
+    const eq = line.indexOf('=');
+    if (eq < 1) throw new InvalidArgumentError(`${where}: expected Key=Value, got "${line}"`);
+    if (!section) throw new InvalidArgumentError(`${where}: "${line}" comes before any [Section]`);
+    const key = line.slice(0, eq).trim();
+    const setter = KEYS[section]?.[key];
+    if (!setter) {
+      throw new InvalidArgumentError(`${where}: unknown key ${key} in [${section}] (known: ${Object.keys(KEYS[section] ?? {}).join(', ')})`);
+    }
+    setter(c, line.slice(eq + 1).trim(), where);
+  }
+  return c;
+}
+
+export async function loadConfig(file: string): Promise<Config> {
+  let text: string;
+  try {
+    text = await fs.readFile(file, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { ...DEFAULT_CONFIG };
+    throw e;
+  }
+  return parseConfig(text, file);
+}

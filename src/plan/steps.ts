@@ -1,0 +1,36 @@
+/**
+ * Every step action and its (JSON) arguments. Plans are lists of these; src/exec/ has one executor per action
+ * (ExecutorMap makes a missing executor a compile error).
+ */
+import type { FsType } from '../storage/backend';
+import type { PlannedStep, StepPhase } from '../transaction/types';
+
+export interface StepArgs {
+  /** Tag the VG and the pool (init). Undo: nothing (tags are membership marks, harmless). */
+  'mark-layout': Record<string, never>;
+  /** Tag the installed root LV imgbased:init. */
+  'tag-init': { name: string };
+  /** First base from a snapshot of the installed root (init). */
+  'snapshot-base': { from: string; name: string };
+  'create-base': { name: string; sizeBytes: number; fsType: FsType };
+  'write-base': { name: string; image: string; method: 'tree' | 'blocks' };
+  'protect-base': { name: string };
+  'create-layer': { base: string; name: string };
+  'carry-etc': { from: string; to: string };
+  'migrate-var': { layer: string };
+  'install-boot': { layer: string; base: string; extraArgsFrom: string | null };
+  'set-default': { layer: string; previous: string | null };
+  /** Finalize: boot entry, /boot/<layer>/ and the layer LV. */
+  'remove-layer': { name: string };
+  /** Finalize: the base LV (after its layers). */
+  'remove-base': { name: string };
+}
+
+export type Action = keyof StepArgs;
+export type Step = { [K in Action]: PlannedStep<K, StepArgs[K]> }[Action];
+
+export function step<K extends Action>(
+  action: K, args: StepArgs[K], title: string, opts: { id?: string; weight?: number; phase?: StepPhase } = {},
+): PlannedStep<K, StepArgs[K]> {
+  return { id: opts.id ?? action, action, args, title, weight: opts.weight ?? 1, phase: opts.phase ?? 'apply' };
+}

@@ -1,0 +1,70 @@
+/**
+ * Upgrade planner: (host state, verified image facts, config) → steps. Pure.
+ * create-base → write-base → protect-base → create-layer → carry-etc → migrate-var → install-boot → set-default
+ * (point of no return) → collect garbage (finalize: remove the oldest bases beyond the keep count).
+ */
+import { NotNewerError, InvalidArgumentError } from '../errors';
+import { findBase, newestLayer } from '../model/layout';
+import type { Nvr } from '../model/names';
+import { compareNvr, formatLayerName, formatNvr } from '../model/names';
+import type { FsType } from '../storage/backend';
+import { planCollect } from './cleanup';
+import type { HostState } from './state';
+import type { Step } from './steps';
+import { step } from './steps';
+
+export interface ImageFacts {
+  readonly path: string;
+  readonly nvr: Nvr;
+  /** Bytes the tree occupies (what the base write will consume in the pool). */
+  readonly usedBytes: number;
+  readonly fsType: FsType;
+}
+
+export interface UpgradeRequest {
+  readonly allowDowngrade: boolean;
+  readonly keepBases: number;
+  readonly method: 'tree' | 'blocks';
+  /** Virtual size of the new base (imgbased: the current layer's size), at least the image's own size. */
+  readonly sizeBytes: number;
+}
+
+export function planUpgrade(state: HostState, image: ImageFacts, req: UpgradeRequest): Step[] {
+  const baseName = formatNvr(image.nvr);
+  const layerName = formatLayerName(image.nvr, 1);
+  if (findBase(state.layout, baseName)) {
+    throw new InvalidArgumentError(`base ${baseName} is already installed`, {
+      hint: 'use rollback to boot it again, or remove-base first',
+    });
+  }
+  const newest = state.layout.bases[state.layout.bases.length - 1];
+  if (newest && compareNvr(image.nvr, newest.nvr) <= 0 && !req.allowDowngrade) {
+    throw new NotNewerError(`image ${baseName} is not newer than the installed base ${newest.name}`, {
+      hint: 'pass allow-downgrade to install it anyway',
+    });
+  }
+  const from = state.current ?? state.defaultLayer ?? newestLayer(state.layout)?.name ?? null;
+  if (!from) throw new InvalidArgumentError('no layer to upgrade from: the layout is not initialised (run imgbased init)');
+
+  const steps: Step[] = [
+    step('create-base', { name: baseName, sizeBytes: req.sizeBytes, fsType: image.fsType }, `Create base ${baseName}`),
+    step('write-base', { name: baseName, image: image.path, method: req.method }, `Write image into ${baseName}`, {
+      weight: 20,
+    }),
+    step('protect-base', { name: baseName }, `Protect base ${baseName}`),
+    step('create-layer', { base: baseName, name: layerName }, `Create layer ${layerName}`),
+    step('carry-etc', { from, to: layerName }, `Carry /etc from ${from}`, { weight: 3 }),
+    step('migrate-var', { layer: layerName }, 'Move /var forward', { weight: 2 }),
+    step('install-boot', { layer: layerName, base: baseName, extraArgsFrom: from }, `Boot entry for ${layerName}`),
+    step('set-default', { layer: layerName, previous: state.defaultLayer }, `Boot ${layerName} by default`),
+  ];
+  const after: HostState = {
+    ...state,
+    defaultLayer: layerName,
+    layout: {
+      ...state.layout,
+      bases: [...state.layout.bases, { name: baseName, nvr: image.nvr, volume: null, layers: [] }],
+    },
+  };
+  return [...steps, ...planCollect(after, req.keepBases)];
+}

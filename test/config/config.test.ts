@@ -1,0 +1,50 @@
+import { promises as fs } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { DEFAULT_CONFIG, loadConfig, parseConfig } from '../../src/config/config';
+import { InvalidArgumentError } from '../../src/errors';
+
+describe('imgbased.conf', () => {
+  it('parses every key', () => {
+    const c = parseConfig(`# comment
+[Storage]
+Backend=dir
+DirPool=/srv/pool
+VolumeGroup=onn
+
+[Upgrade]
+ImageDir=/srv/images
+RequireSignature=no
+KeepBases=3
+WriteMethod=blocks
+MetadataMarginMiB=16
+`);
+    expect(c).toEqual({
+      backend: 'dir', dirPool: '/srv/pool', volumeGroup: 'onn', imageDir: '/srv/images', requireSignature: false,
+      keepBases: 3, writeMethod: 'blocks', metadataMarginBytes: 16 * 1024 * 1024,
+    });
+  });
+
+  it.each([
+    ['[Nope]\n', /unknown section \[Nope\]/],
+    ['[Upgrade]\nKeepBase=2\n', /imgbased.conf:2: unknown key KeepBase in \[Upgrade\]/],
+    ['KeepBases=2\n', /before any \[Section\]/],
+    ['[Upgrade]\nKeepBases=0\n', /from 1 to 100/],
+    ['[Upgrade]\nRequireSignature=maybe\n', /true or false/],
+    ['[Storage]\nBackend=zfs\n', /lvm or dir/],
+    ['[Storage]\nDirPool=relative\n', /absolute path/],
+    ['[Upgrade]\njunk\n', /Key=Value/],
+  ])('rejects %p with a named error and the line', (text, msg) => {
+    expect(() => parseConfig(text)).toThrow(InvalidArgumentError);
+    expect(() => parseConfig(text)).toThrow(msg);
+  });
+
+  it('uses defaults when the file is missing', async () => {
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'imgbased-conf-'));
+    try {
+      expect(await loadConfig(path.join(dir, 'missing.conf'))).toEqual(DEFAULT_CONFIG);
+    } finally {
+      await fs.rm(dir, { recursive: true });
+    }
+  });
+});
