@@ -5,6 +5,7 @@
  *   [Storage]
  *   Backend=lvm            # lvm | dir
  *   VolumeGroup=onn        # lvm: default = the VG tagged imgbased:vg
+ *   ThinPool=pool00        # lvm: default = the thin pool tagged imgbased:pool
  *   DirPool=/var/lib/imgbased/pool   # dir backend: the pool directory
  *   [Upgrade]
  *   ImageDir=/var/lib/imgbased/images
@@ -21,6 +22,7 @@ export type WriteMethod = 'auto' | 'tree' | 'blocks';
 export interface Config {
   readonly backend: 'lvm' | 'dir';
   readonly volumeGroup: string | null;
+  readonly thinPool: string | null;
   readonly dirPool: string;
   readonly imageDir: string;
   readonly requireSignature: boolean;
@@ -32,6 +34,7 @@ export interface Config {
 export const DEFAULT_CONFIG: Config = {
   backend: 'lvm',
   volumeGroup: null,
+  thinPool: null,
   dirPool: '/var/lib/imgbased/pool',
   imageDir: '/var/lib/imgbased/images',
   requireSignature: true,
@@ -69,6 +72,9 @@ const KEYS: Record<string, Record<string, Setter>> = {
     },
     VolumeGroup: (c, v) => {
       c.volumeGroup = v || null;
+    },
+    ThinPool: (c, v) => {
+      c.thinPool = v || null;
     },
     DirPool: (c, v, w) => {
       c.dirPool = absPath(v, w);

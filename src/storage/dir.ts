@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import { FailedError, InvalidArgumentError, NotFoundError } from '../errors';
 import { assertLvName } from '../model/names';
 import { run } from '../system/run';
-import { writeFileDurable } from '../system/durable-file';
+import { writeFileDurable } from '../system/durable';
 import type { CreateVolumeOptions, FsType, MountOptions, PoolUsage, StorageBackend, VolumeInfo } from './backend';
 import { TAG } from './backend';
 

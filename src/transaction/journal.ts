@@ -5,7 +5,7 @@
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { FailedError } from '../errors';
-import { fsyncDir, unlinkDurable, writeFileDurable } from '../system/durable-file';
+import { fsyncDir, removeDurable, writeFileDurable } from '../system/durable';
 import type { JournalRecord } from './types';
 
 const ID_RE = /^[0-9A-Za-z_-]{1,64}$/;
@@ -57,7 +57,7 @@ export class Journal {
   async archive(record: JournalRecord): Promise<void> {
     await fs.mkdir(this.historyDir, { recursive: true, mode: 0o700 });
     await writeFileDurable(this.file(this.historyDir, record.id), JSON.stringify(record, null, 1) + '\n', 0o600);
-    await unlinkDurable(this.file(this.journalDir, record.id));
+    await removeDurable(this.file(this.journalDir, record.id));
   }
 
   private async readDir(dir: string): Promise<JournalRecord[]> {

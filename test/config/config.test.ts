@@ -11,6 +11,7 @@ describe('imgbased.conf', () => {
 Backend=dir
 DirPool=/srv/pool
 VolumeGroup=onn
+ThinPool=pool00
 
 [Upgrade]
 ImageDir=/srv/images
@@ -20,7 +21,7 @@ WriteMethod=blocks
 MetadataMarginMiB=16
 `);
     expect(c).toEqual({
-      backend: 'dir', dirPool: '/srv/pool', volumeGroup: 'onn', imageDir: '/srv/images', requireSignature: false,
+      backend: 'dir', dirPool: '/srv/pool', volumeGroup: 'onn', thinPool: 'pool00', imageDir: '/srv/images', requireSignature: false,
       keepBases: 3, writeMethod: 'blocks', metadataMarginBytes: 16 * 1024 * 1024,
     });
   });
