@@ -21,7 +21,7 @@ export function planInit(state: HostState, initLv: string, nvr: Nvr): Step[] {
     step('snapshot-base', { from: initLv, name: base }, `Create base ${base} from ${initLv}`, { weight: 2 }),
     step('protect-base', { name: base }, `Protect base ${base}`),
     step('create-layer', { base, name: layer }, `Create layer ${layer}`),
-    step('install-boot', { layer, base, extraArgsFrom: null }, `Boot entry for ${layer}`),
+    step('install-boot', { layer, base, extraArgsFrom: initLv }, `Boot entry for ${layer}`),
     step('set-default', { layer, previous: state.defaultLayer }, `Boot ${layer} by default`),
   ];
 }

@@ -12,7 +12,8 @@ export interface StepArgs {
   'tag-init': { name: string };
   /** First base from a snapshot of the installed root (init). */
   'snapshot-base': { from: string; name: string };
-  'create-base': { name: string; sizeBytes: number; fsType: FsType };
+  /** `format`: make the filesystem (tree writes); a block write brings its own. */
+  'create-base': { name: string; sizeBytes: number; fsType: FsType; format: boolean };
   'write-base': { name: string; image: string; method: 'tree' | 'blocks' };
   'protect-base': { name: string };
   'create-layer': { base: string; name: string };

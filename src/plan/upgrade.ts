@@ -27,6 +27,8 @@ export interface UpgradeRequest {
   readonly method: 'tree' | 'blocks';
   /** Virtual size of the new base (imgbased: the current layer's size), at least the image's own size. */
   readonly sizeBytes: number;
+  /** Filesystem of the new base: the running layer's (tree writes) or the image's own (block writes). */
+  readonly fsType: FsType;
 }
 
 export function planUpgrade(state: HostState, image: ImageFacts, req: UpgradeRequest): Step[] {
@@ -47,7 +49,8 @@ export function planUpgrade(state: HostState, image: ImageFacts, req: UpgradeReq
   if (!from) throw new InvalidArgumentError('no layer to upgrade from: the layout is not initialised (run imgbased init)');
 
   const steps: Step[] = [
-    step('create-base', { name: baseName, sizeBytes: req.sizeBytes, fsType: image.fsType }, `Create base ${baseName}`),
+    step('create-base', { name: baseName, sizeBytes: req.sizeBytes, fsType: req.fsType, format: req.method === 'tree' },
+      `Create base ${baseName}`),
     step('write-base', { name: baseName, image: image.path, method: req.method }, `Write image into ${baseName}`, {
       weight: 20,
     }),

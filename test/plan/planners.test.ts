@@ -29,7 +29,7 @@ function host(over: Partial<HostState> = {}): HostState {
 }
 
 const image = (nvr: string) => ({ path: '/images/x.squashfs', nvr: parseNvr(nvr), usedBytes: 1e9, fsType: 'ext4' as const });
-const req = { allowDowngrade: false, keepBases: 2, method: 'tree' as const, sizeBytes: 4e9 };
+const req = { allowDowngrade: false, keepBases: 2, method: 'tree' as const, sizeBytes: 4e9, fsType: 'ext4' as const };
 
 describe('layout discovery', () => {
   it('tells bases from layers by name, orders by rpm version, finds init and volumes', () => {

@@ -1,0 +1,388 @@
+/**
+ * The engine: composes state discovery, planners, executors and the transaction runner. No D-Bus here; the daemon,
+ * the offline `imgbased` CLI and the tests all drive this class.
+ */
+import { randomBytes } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import * as path from 'node:path';
+import { getDefault } from './boot/boot-entries';
+import { argKey, argValue, splitArgs } from './boot/kernel-args';
+import type { Config } from './config/config';
+import { loadConfig } from './config/config';
+import type { Paths } from './config/paths';
+import { resolvePaths } from './config/paths';
+import {
+  FailedError, ImgbasedError, InvalidArgumentError, NoSpaceError, NotFoundError, toDbusError,
+} from './errors';
+import { executors } from './exec/executors';
+import type { Services } from './exec/services';
+import type { OpenedImage } from './image/inspect';
+import { openImage } from './image/inspect';
+import { verifyImage } from './image/verify';
+import type { Logger } from './log';
+import { silentLogger } from './log';
+import { discoverLayout, findLayer } from './model/layout';
+import { parseBaseName } from './model/names';
+import { planCleanup, planRemoveBase, planRollback } from './plan/cleanup';
+import { planInit } from './plan/init';
+import type { HostState } from './plan/state';
+import type { Step } from './plan/steps';
+import { planUpgrade } from './plan/upgrade';
+import type { FsType, StorageBackend } from './storage/backend';
+import { withMounted } from './storage/backend';
+import { DirBackend } from './storage/dir';
+import { LvmBackend } from './storage/lvm';
+import { writeFileDurable } from './system/durable';
+import { releaseMountsBelow } from './system/mountinfo';
+import { Failpoints } from './transaction/failpoints';
+import { Journal } from './transaction/journal';
+import type { Outcome, RunOptions } from './transaction/runner';
+import { TransactionRunner } from './transaction/runner';
+import type { JournalRecord, ProgressEvent, TransactionKind } from './transaction/types';
+
+export interface EngineOptions {
+  sysroot?: string;
+  config?: Config;
+  backend?: StorageBackend;
+  log?: Logger;
+  failpoints?: Failpoints;
+  bootPrefix?: string;
+  now?: () => Date;
+}
+
+export interface TransactionOptions extends RunOptions {
+  initiator?: string;
+  /** Transaction id chosen by the caller (the daemon names its bus object after it). */
+  id?: string;
+}
+
+export interface UpgradeOptions extends TransactionOptions {
+  allowDowngrade?: boolean;
+  keepBases?: number;
+  method?: 'tree' | 'blocks';
+}
+
+/** Space the pool must have beyond the image's bytes (thin metadata, fs overhead). */
+const SPACE_FACTOR = 1.05;
+
+export function newTransactionId(now = new Date()): string {
+  const stamp = now.toISOString().replace(/[-:TZ.]/g, '').slice(0, 14);
+  return `t${stamp}_${randomBytes(3).toString('hex')}`;
+}
+
+export class Engine {
+  readonly paths: Paths;
+  readonly config: Config;
+  readonly backend: StorageBackend;
+  readonly journal: Journal;
+  private readonly log: Logger;
+  private readonly failpoints: Failpoints;
+  private readonly bootPrefix: string;
+  private readonly now: () => Date;
+
+  private constructor(opts: Required<Omit<EngineOptions, 'sysroot'>> & { paths: Paths }) {
+    this.paths = opts.paths;
+    this.config = opts.config;
+    this.backend = opts.backend;
+    this.log = opts.log;
+    this.failpoints = opts.failpoints;
+    this.bootPrefix = opts.bootPrefix;
+    this.now = opts.now;
+    this.journal = new Journal(this.paths.stateDir);
+  }
+
+  static async open(opts: EngineOptions = {}): Promise<Engine> {
+    const paths = resolvePaths(opts.sysroot ?? '/');
+    const config = opts.config ?? (await loadConfig(paths.configFile));
+    const backend = opts.backend ?? (await Engine.makeBackend(config, paths));
+    return new Engine({
+      paths,
+      config,
+      backend,
+      log: opts.log ?? silentLogger,
+      failpoints: opts.failpoints ?? Failpoints.fromEnv(),
+      bootPrefix: opts.bootPrefix ?? '',
+      now: opts.now ?? (() => new Date()),
+    });
+  }
+
+  private static async makeBackend(config: Config, paths: Paths): Promise<StorageBackend> {
+    if (config.backend === 'dir') {
+      return new DirBackend({ poolDir: path.join(paths.sysroot, path.relative('/', config.dirPool)) });
+    }
+    const mountRoot = path.join(paths.runDir, 'mnt');
+    if (config.volumeGroup && config.thinPool) {
+      return new LvmBackend({ vg: config.volumeGroup, pool: config.thinPool, mountRoot });
+    }
+    return LvmBackend.discover({ mountRoot });
+  }
+
+  // ---- state ------------------------------------------------------------------------------------------------
+
+  private get pinsFile(): string {
+    return path.join(this.paths.stateDir, 'pinned.json');
+  }
+
+  async pinned(): Promise<Set<string>> {
+    try {
+      const raw: unknown = JSON.parse(await fs.readFile(this.pinsFile, 'utf8'));
+      if (!Array.isArray(raw) || !raw.every((x) => typeof x === 'string')) {
+        throw new FailedError(`${this.pinsFile} is not a list of layer names`);
+      }
+      return new Set(raw);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return new Set();
+      throw e;
+    }
+  }
+
+  async setPinned(layer: string, pinned: boolean): Promise<void> {
+    const state = await this.state();
+    if (!findLayer(state.layout, layer)) throw new NotFoundError(`no layer named ${layer}`);
+    const pins = await this.pinned();
+    if (pinned) pins.add(layer);
+    else pins.delete(layer);
+    await fs.mkdir(this.paths.stateDir, { recursive: true, mode: 0o700 });
+    await writeFileDurable(this.pinsFile, JSON.stringify([...pins].sort()) + '\n', 0o600);
+  }
+
+  /** The layer named by `img.bootid=` on the running kernel's command line. */
+  async bootedLayer(): Promise<string | null> {
+    let cmdline: string;
+    try {
+      cmdline = await fs.readFile(this.paths.cmdline, 'utf8');
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      throw e;
+    }
+    const arg = splitArgs(cmdline.trim()).find((a) => argKey(a) === 'img.bootid');
+    return arg ? (argValue(arg) ?? null) : null;
+  }
+
+  async state(): Promise<HostState> {
+    const layout = discoverLayout(await this.backend.list());
+    const booted = await this.bootedLayer();
+    const def = (await getDefault(this.paths.bootDir, { grubenvPath: this.paths.grubenv })) ?? null;
+    return {
+      layout,
+      current: booted && findLayer(layout, booted) ? booted : null,
+      defaultLayer: def && findLayer(layout, def) ? def : null,
+      pinned: await this.pinned(),
+    };
+  }
+
+  history(limit = 0): Promise<JournalRecord[]> {
+    return this.journal.history(limit);
+  }
+
+  // ---- transactions -----------------------------------------------------------------------------------------
+
+  private runner(image: OpenedImage | null): TransactionRunner<Step, Services> {
+    const services: Services = {
+      backend: this.backend,
+      paths: this.paths,
+      config: this.config,
+      log: this.log,
+      image,
+      bootPrefix: this.bootPrefix,
+    };
+    return new TransactionRunner<Step, Services>({
+      journal: this.journal,
+      executors: executors(),
+      services,
+      failpoints: this.failpoints,
+      now: this.now,
+      log: this.log,
+    });
+  }
+
+  /** Finish whatever a crash left in the journal. Run at start-up, before serving anything. */
+  async recover(): Promise<JournalRecord[]> {
+    await fs.mkdir(this.paths.runDir, { recursive: true });
+    // A killed process leaves its image and volume mounts behind: release them before undoing.
+    for (const m of await releaseMountsBelow(this.paths.runDir)) this.log.warn(`released stale mount ${m}`);
+    return this.runner(null).recover();
+  }
+
+  private async execute(
+    kind: TransactionKind, request: Record<string, unknown>, steps: Step[], opts: TransactionOptions,
+    image: OpenedImage | null = null,
+  ): Promise<Outcome> {
+    const unfinished = await this.journal.unfinished();
+    if (unfinished.length > 0) {
+      throw new FailedError(`transaction ${unfinished[0]?.id} is unfinished; run recovery first`);
+    }
+    const spec = {
+      id: opts.id ?? newTransactionId(this.now()),
+      kind,
+      request,
+      initiator: opts.initiator ?? 'root',
+      steps,
+    };
+    this.log.info(`transaction ${spec.id} (${kind}) starts with ${steps.length} steps`, { transaction: spec.id });
+    const outcome = await this.runner(image).run(spec, opts);
+    this.log.info(`transaction ${spec.id} ${outcome.record.state}`, { transaction: spec.id });
+    return outcome;
+  }
+
+  /** Record a transaction that failed before any step ran (bad image, no space, bad request). */
+  private async recordRejected(
+    kind: TransactionKind, request: Record<string, unknown>, err: unknown, opts: TransactionOptions,
+  ): Promise<Outcome> {
+    const error = err instanceof ImgbasedError ? err : new FailedError(String(err), { cause: err });
+    const stamp = this.now().toISOString();
+    const record: JournalRecord = {
+      version: 1,
+      id: opts.id ?? newTransactionId(this.now()),
+      kind,
+      request,
+      initiator: opts.initiator ?? 'root',
+      createdAt: stamp,
+      finishedAt: stamp,
+      state: 'failed',
+      steps: [],
+      error: toDbusError(error),
+      warnings: [],
+    };
+    await this.journal.archive(record);
+    return { record, error };
+  }
+
+  async upgrade(imagePath: string, opts: UpgradeOptions = {}): Promise<Outcome> {
+    const request = { image: imagePath, allowDowngrade: opts.allowDowngrade ?? false };
+    let image: OpenedImage | null = null;
+    const emit = (percent: number, step: string, message: string, done = 0, total = 0): void =>
+      opts.onProgress?.({
+        transactionId: opts.id ?? '', percent, stepIndex: 0, stepCount: 0, step, message, bytesDone: done, bytesTotal: total,
+      });
+    let steps: Step[];
+    try {
+      const st = await fs.stat(imagePath).catch((e: NodeJS.ErrnoException) => {
+        if (e.code === 'ENOENT' || e.code === 'ENOTDIR') return null;
+        throw e;
+      });
+      if (!st?.isFile()) throw new NotFoundError(`image ${imagePath} does not exist or is not a file`);
+      emit(0, 'verify-image', 'Verifying image checksum and signature', 0, st.size);
+      await verifyImage({
+        imagePath,
+        requireSignature: this.config.requireSignature,
+        trustedKeysDir: this.paths.trustedKeysDir,
+        ...(opts.signal ? { signal: opts.signal } : {}),
+        onProgress: (done, total) => emit(Math.floor((done / Math.max(1, total)) * 5), 'verify-image', 'Verifying image', done, total),
+      });
+      await fs.mkdir(this.paths.runDir, { recursive: true });
+      image = await openImage({ imagePath, workDir: this.paths.runDir, ...(opts.signal ? { signal: opts.signal } : {}) });
+      emit(5, 'check-space', `Image ${image.nvr}: checking pool space`);
+      const state = await this.state();
+      const from = state.current ?? state.defaultLayer;
+      const fromVol = from ? await this.backend.get(from) : null;
+      const hostFs = (from ? await this.backend.fsType(from) : null) ?? image.fsType;
+      const method = opts.method ?? this.chooseMethod(image.fsType, hostFs);
+      steps = planUpgrade(
+        state,
+        { path: imagePath, nvr: image.parsedNvr, usedBytes: image.usedBytes, fsType: image.fsType },
+        {
+          allowDowngrade: opts.allowDowngrade ?? false,
+          keepBases: opts.keepBases ?? this.config.keepBases,
+          method,
+          sizeBytes: Math.max(fromVol?.sizeBytes ?? 0, image.imageSizeBytes),
+          fsType: method === 'blocks' ? image.fsType : hostFs,
+        },
+      );
+      await this.checkSpace(method === 'blocks' ? image.imageSizeBytes : image.usedBytes);
+    } catch (e) {
+      await image?.close();
+      if (e instanceof ImgbasedError) return this.recordRejected('upgrade', request, e, opts);
+      throw e;
+    }
+    try {
+      return await this.execute('upgrade', request, steps, opts, image);
+    } finally {
+      await image.close();
+    }
+  }
+
+  /**
+   * bench/base-write: a sparse block copy (+ fsck, grow, new UUID) beats a tree copy (0.96 vs 1.28 of a plain
+   * unsquashfs+copy) and keeps every attribute. It needs block devices (lvm) and the image's filesystem type to
+   * be the one the host runs (the base keeps the image's filesystem). Otherwise: tree copy.
+   */
+  private chooseMethod(imageFs: FsType, hostFs: FsType): 'tree' | 'blocks' {
+    if (this.config.writeMethod !== 'auto') return this.config.writeMethod;
+    return this.backend.kind === 'lvm' && imageFs === hostFs ? 'blocks' : 'tree';
+  }
+
+  /** Refuse before creating anything when the pool cannot hold the new base. */
+  async checkSpace(bytes: number): Promise<void> {
+    const usage = await this.backend.poolUsage();
+    const need = Math.ceil(bytes * SPACE_FACTOR) + this.config.metadataMarginBytes;
+    if (usage.freeBytes < need) {
+      const mib = (n: number): string => `${(n / 1048576).toFixed(0)} MiB`;
+      throw new NoSpaceError(`the pool has ${mib(usage.freeBytes)} free; this upgrade needs ${mib(need)}`, {
+        hint: 'remove old bases (cleanup) or extend the thin pool',
+      });
+    }
+  }
+
+  async rollback(target: string | null, opts: TransactionOptions = {}): Promise<Outcome> {
+    const request = { layer: target ?? '' };
+    let steps: Step[];
+    try {
+      steps = planRollback(await this.state(), target);
+    } catch (e) {
+      if (e instanceof ImgbasedError) return this.recordRejected('rollback', request, e, opts);
+      throw e;
+    }
+    return this.execute('rollback', request, steps, opts);
+  }
+
+  async cleanup(keep: number | null, opts: TransactionOptions = {}): Promise<Outcome> {
+    const k = keep ?? this.config.keepBases;
+    const request = { keep: k };
+    let steps: Step[];
+    try {
+      steps = planCleanup(await this.state(), k);
+    } catch (e) {
+      if (e instanceof ImgbasedError) return this.recordRejected('cleanup', request, e, opts);
+      throw e;
+    }
+    return this.execute('cleanup', request, steps, opts);
+  }
+
+  async removeBase(nvr: string, opts: TransactionOptions = {}): Promise<Outcome> {
+    const request = { base: nvr };
+    let steps: Step[];
+    try {
+      parseBaseName(nvr);
+      steps = planRemoveBase(await this.state(), nvr);
+    } catch (e) {
+      if (e instanceof ImgbasedError) return this.recordRejected('remove-base', request, e, opts);
+      throw e;
+    }
+    return this.execute('remove-base', request, steps, opts);
+  }
+
+  /**
+   * Offline layout init (install time): the installed root LV `from` becomes the first base (NVR read from its
+   * tree unless given) and layer NVR+1, which becomes the boot default.
+   */
+  async init(from: string, nvrText: string | null, opts: TransactionOptions = {}): Promise<Outcome> {
+    const request = { from, nvr: nvrText ?? '' };
+    let steps: Step[];
+    try {
+      const vol = await this.backend.get(from);
+      if (!vol) throw new NotFoundError(`no volume named ${from} to initialise from`);
+      const text = nvrText ?? (await withMounted(this.backend, from, { readOnly: true }, (root) =>
+        fs.readFile(path.join(root, 'usr/share/imgbase/build/meta/nvr'), 'utf8').catch(() => {
+          throw new InvalidArgumentError(`${from} has no /usr/share/imgbase/build/meta/nvr: pass the NVR explicitly`);
+        }))).trim();
+      steps = planInit(await this.state(), from, parseBaseName(text));
+    } catch (e) {
+      if (e instanceof ImgbasedError) return this.recordRejected('init', request, e, opts);
+      throw e;
+    }
+    return this.execute('init', request, steps, opts);
+  }
+}
+
+export type { ProgressEvent };

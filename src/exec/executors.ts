@@ -1,0 +1,209 @@
+/**
+ * One executor per step action: the only code that changes the host during a transaction.
+ * Every undo is idempotent and copes with a `do` that never ran or stopped half-way (after a crash the process that
+ * mounted things is gone, but its mounts are not).
+ */
+import { promises as fs } from 'node:fs';
+import * as path from 'node:path';
+import { findEntry, getDefault, installKernel, removeEntry, setDefault, writeEntry } from '../boot/boot-entries';
+import { blsOptions } from '../boot/bls';
+import { readGrubenv, updateGrubenv, withVar, SAVED_ENTRY } from '../boot/grubenv';
+import { expandGrubVars, extraArgs, splitArgs } from '../boot/kernel-args';
+import { carryForwardEtc } from '../etc/carry-forward';
+import { FailedError, ImgbasedError } from '../errors';
+import { copyBlocks, copyTree } from '../image/write-base';
+import type { Step } from '../plan/steps';
+import type { StorageBackend } from '../storage/backend';
+import { TAG, withMounted } from '../storage/backend';
+import type { ExecutorMap, StepContext } from '../transaction/runner';
+import { migrateVar } from '../var/migrate';
+import type { Services } from './services';
+
+async function readIfExists(file: string): Promise<string> {
+  try {
+    return await fs.readFile(file, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return '';
+    throw e;
+  }
+}
+
+/** Unmount if the volume exists and is mounted; used by undo paths. */
+async function release(ctx: StepContext<Services>, name: string): Promise<void> {
+  const { backend, log } = ctx.services;
+  if (!(await backend.get(name))) return;
+  try {
+    await backend.unmount(name);
+  } catch (e) {
+    if (!(e instanceof ImgbasedError)) throw e;
+    log.debug(`unmount ${name} during undo: ${e.message}`, { transaction: ctx.transactionId });
+  }
+}
+
+async function removeVolume(ctx: StepContext<Services>, name: string): Promise<void> {
+  await release(ctx, name);
+  await ctx.services.backend.removeIfExists(name);
+}
+
+function needImage(ctx: StepContext<Services>) {
+  const image = ctx.services.image;
+  if (!image) throw new FailedError('no image is open for this step (write-base runs only inside an upgrade)');
+  return image;
+}
+
+async function writeTree(ctx: StepContext<Services>, backend: StorageBackend, name: string): Promise<unknown> {
+  const image = needImage(ctx);
+  return withMounted(backend, name, {}, async (dst) => {
+    const r = await copyTree({
+      srcRoot: image.root,
+      dstRoot: dst,
+      signal: ctx.signal,
+      onProgress: (done, total) => {
+        ctx.progress({ bytesDone: done, bytesTotal: total });
+        ctx.failpoint();
+      },
+    });
+    return r;
+  });
+}
+
+async function writeBlocks(ctx: StepContext<Services>, backend: StorageBackend, name: string): Promise<unknown> {
+  const image = needImage(ctx);
+  const device = backend.blockDevice(name);
+  if (!device) throw new FailedError(`the ${backend.kind} backend has no block devices: use the tree write method`);
+  await backend.activate(name);
+  const r = await copyBlocks({
+    rootfsImage: image.rootfsImage,
+    device,
+    signal: ctx.signal,
+    onProgress: (done, total) => {
+      ctx.progress({ bytesDone: done, bytesTotal: total });
+      ctx.failpoint();
+    },
+  });
+  const size = (await backend.get(name))?.sizeBytes ?? 0;
+  await backend.grow(name, size);
+  await backend.newFsUuid(name);
+  return r;
+}
+
+export function executors(): ExecutorMap<Step, Services> {
+  return {
+    'mark-layout': {
+      do: (_a, ctx) => ctx.services.backend.markLayout(),
+      // Membership tags are harmless on their own; real imgbased never removes them either.
+      undo: async () => undefined,
+    },
+    'tag-init': {
+      do: (a, ctx) => ctx.services.backend.addTags(a.name, [TAG.init]),
+      undo: async (a, ctx) => {
+        if (await ctx.services.backend.get(a.name)) await ctx.services.backend.removeTags(a.name, [TAG.init]);
+      },
+    },
+    'snapshot-base': {
+      do: (a, ctx) => ctx.services.backend.snapshot(a.from, a.name, { tags: [TAG.base] }),
+      undo: (a, ctx) => removeVolume(ctx, a.name),
+    },
+    'create-base': {
+      do: (a, ctx) => ctx.services.backend.createThin(a.name, {
+        sizeBytes: a.sizeBytes, tags: [TAG.base], ...(a.format ? { fsType: a.fsType } : {}),
+      }),
+      undo: (a, ctx) => removeVolume(ctx, a.name),
+    },
+    'write-base': {
+      do: (a, ctx) => (a.method === 'blocks' ? writeBlocks : writeTree)(ctx, ctx.services.backend, a.name),
+      // The base itself goes with create-base's undo; only a mount may be left behind.
+      undo: (a, ctx) => release(ctx, a.name),
+    },
+    'protect-base': {
+      do: (a, ctx) => ctx.services.backend.protect(a.name),
+      undo: async (a, ctx) => {
+        if (await ctx.services.backend.get(a.name)) await ctx.services.backend.unprotect(a.name);
+      },
+    },
+    'create-layer': {
+      do: async (a, ctx) => {
+        const { backend } = ctx.services;
+        await backend.snapshot(a.base, a.name, { tags: [TAG.layer] });
+        await backend.setActivationSkip(a.name, false);
+        await backend.activate(a.name);
+        return { fsUuid: await backend.newFsUuid(a.name) };
+      },
+      undo: (a, ctx) => removeVolume(ctx, a.name),
+    },
+    'carry-etc': {
+      do: async (a, ctx) => {
+        const { backend } = ctx.services;
+        const result = await withMounted(backend, a.from, { readOnly: true }, (oldRoot) =>
+          withMounted(backend, a.to, {}, (newRoot) =>
+            carryForwardEtc({
+              oldRoot,
+              newRoot,
+              signal: ctx.signal,
+              onProgress: (done, total) => ctx.progress({ fraction: total ? done / total : 1 }),
+            })));
+        return { counts: result.counts, conflicts: result.conflicts.slice(0, 100), accounts: result.accounts ?? null };
+      },
+      undo: async (a, ctx) => {
+        await release(ctx, a.to);
+        await release(ctx, a.from);
+      },
+    },
+    'migrate-var': {
+      do: async (a, ctx) => {
+        const r = await withMounted(ctx.services.backend, a.layer, { readOnly: true }, (root) =>
+          migrateVar({ imageVar: path.join(root, 'var'), sharedVar: ctx.services.paths.varDir, signal: ctx.signal }));
+        return { copied: r.copied.slice(0, 100), imgnew: r.imgnew.slice(0, 100), conflicts: r.conflicts.slice(0, 100) };
+      },
+      // /var only moves forward: entries the new image added stay (they are new paths nobody used before).
+      undo: (a, ctx) => release(ctx, a.layer),
+    },
+    'install-boot': {
+      do: async (a, ctx) => {
+        const { backend, paths, bootPrefix } = ctx.services;
+        let extra: string[] = [];
+        if (a.extraArgsFrom) {
+          // The running layer's entry; at init (no entry yet) the installed system's own command line.
+          const running = await findEntry(paths.bootDir, a.extraArgsFrom);
+          const options = running
+            // EL8 entries say `$kernelopts`: expand grub variables so no second root= is carried.
+            ? expandGrubVars(blsOptions(running.entry), await readGrubenv(paths.grubenv))
+            : splitArgs((await readIfExists(paths.cmdline)).trim());
+          extra = extraArgs(options, { layer: a.extraArgsFrom, vg: backend.vgName });
+        }
+        const kernel = await withMounted(backend, a.layer, { readOnly: true }, (layerRoot) =>
+          installKernel({ bootDir: paths.bootDir, layer: a.layer, layerRoot }));
+        await writeEntry({ bootDir: paths.bootDir, layer: a.layer, nvr: a.base, vg: backend.vgName, kernel, extraArgs: extra, bootPrefix });
+        return { kernelVersion: kernel.kernelVersion, extraArgs: extra };
+      },
+      undo: async (a, ctx) => {
+        await release(ctx, a.layer);
+        await removeEntry(ctx.services.paths.bootDir, a.layer);
+      },
+    },
+    'set-default': {
+      do: async (a, ctx) => {
+        const { paths } = ctx.services;
+        const before = (await getDefault(paths.bootDir, { grubenvPath: paths.grubenv })) ?? null;
+        await setDefault(paths.bootDir, a.layer, { grubenvPath: paths.grubenv });
+        return { before };
+      },
+      undo: async (a, ctx) => {
+        const { paths } = ctx.services;
+        if (a.previous) await setDefault(paths.bootDir, a.previous, { grubenvPath: paths.grubenv });
+        else await updateGrubenv(paths.grubenv, (env) => withVar(env, SAVED_ENTRY, undefined));
+      },
+    },
+    'remove-layer': {
+      do: async (a, ctx) => {
+        await removeEntry(ctx.services.paths.bootDir, a.name);
+        await removeVolume(ctx, a.name);
+      },
+      undo: async () => undefined,
+    },
+    'remove-base': {
+      do: (a, ctx) => removeVolume(ctx, a.name),
+      undo: async () => undefined,
+    },
+  };
+}
