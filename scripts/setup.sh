@@ -18,7 +18,8 @@ fi
 
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   echo "setup: npm ci"
-  npm ci --no-audit --no-fund --loglevel=error
+  # sd-notify is a native addon: build it against the Node headers Debian installs (no header download offline).
+  npm_config_nodedir=/usr npm ci --no-audit --no-fund --loglevel=error
 fi
 
 echo "setup: compiling TypeScript"
