@@ -1,8 +1,15 @@
 #!/usr/bin/env bash
-# Set everything up and run the whole default test suite (host tier). Run as root from a fresh clone.
-# The compile step type-checks everything (strict) before jest runs.
+# Set everything up and run the whole default test suite. Run as root from a fresh clone (Debian 12).
+#   1. scripts/setup.sh: apt packages, npm ci, strict TypeScript compile (type-checks everything)
+#   2. host tier (jest): unit tests, the dir backend, real loop mounts/squashfs/ext4/xfs, OpenPGP, crash matrix
+#   3. VM tier (scripts/test-vm.sh): real dm-thin LVM, systemd and a system bus in a qemu guest (~10 min cold)
+# Extra arguments go to the host jest run. IMGBASED_TEST_TIERS=host runs the host tier only (for quick local runs;
+# CI always runs both).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" -eq 0 ] || { echo "test.sh: run as root (the tests mount loop devices and squashfs images)" >&2; exit 2; }
 scripts/setup.sh
 npx jest --ci "$@"
+if [ "${IMGBASED_TEST_TIERS:-host,vm}" != host ]; then
+  scripts/test-vm.sh
+fi

@@ -324,64 +324,56 @@ export class Engine {
     }
   }
 
-  async rollback(target: string | null, opts: TransactionOptions = {}): Promise<Outcome> {
-    const request = { layer: target ?? '' };
+  /** Plan, then run; a plan that is refused (a typed error) is recorded in the history and returned. */
+  private async planned(
+    kind: TransactionKind, request: Record<string, unknown>, opts: TransactionOptions, plan: () => Promise<Step[]>,
+  ): Promise<Outcome> {
     let steps: Step[];
     try {
-      steps = planRollback(await this.state(), target);
+      steps = await plan();
     } catch (e) {
-      if (e instanceof ImgbasedError) return this.recordRejected('rollback', request, e, opts);
+      if (e instanceof ImgbasedError) return this.recordRejected(kind, request, e, opts);
       throw e;
     }
-    return this.execute('rollback', request, steps, opts);
+    return this.execute(kind, request, steps, opts);
   }
 
-  async cleanup(keep: number | null, opts: TransactionOptions = {}): Promise<Outcome> {
+  rollback(target: string | null, opts: TransactionOptions = {}): Promise<Outcome> {
+    return this.planned('rollback', { layer: target ?? '' }, opts, async () => planRollback(await this.state(), target));
+  }
+
+  cleanup(keep: number | null, opts: TransactionOptions = {}): Promise<Outcome> {
     const k = keep ?? this.config.keepBases;
-    const request = { keep: k };
-    let steps: Step[];
-    try {
-      steps = planCleanup(await this.state(), k);
-    } catch (e) {
-      if (e instanceof ImgbasedError) return this.recordRejected('cleanup', request, e, opts);
-      throw e;
-    }
-    return this.execute('cleanup', request, steps, opts);
+    return this.planned('cleanup', { keep: k }, opts, async () => planCleanup(await this.state(), k));
   }
 
-  async removeBase(nvr: string, opts: TransactionOptions = {}): Promise<Outcome> {
-    const request = { base: nvr };
-    let steps: Step[];
-    try {
+  removeBase(nvr: string, opts: TransactionOptions = {}): Promise<Outcome> {
+    return this.planned('remove-base', { base: nvr }, opts, async () => {
       parseBaseName(nvr);
-      steps = planRemoveBase(await this.state(), nvr);
-    } catch (e) {
-      if (e instanceof ImgbasedError) return this.recordRejected('remove-base', request, e, opts);
-      throw e;
-    }
-    return this.execute('remove-base', request, steps, opts);
+      return planRemoveBase(await this.state(), nvr);
+    });
   }
 
   /**
    * Offline layout init (install time): the installed root LV `from` becomes the first base (NVR read from its
    * tree unless given) and layer NVR+1, which becomes the boot default.
    */
-  async init(from: string, nvrText: string | null, opts: TransactionOptions = {}): Promise<Outcome> {
-    const request = { from, nvr: nvrText ?? '' };
-    let steps: Step[];
-    try {
-      const vol = await this.backend.get(from);
-      if (!vol) throw new NotFoundError(`no volume named ${from} to initialise from`);
+  init(from: string, nvrText: string | null, opts: TransactionOptions = {}): Promise<Outcome> {
+    return this.planned('init', { from, nvr: nvrText ?? '' }, opts, async () => {
+      if (!(await this.backend.get(from))) throw new NotFoundError(`no volume named ${from} to initialise from`);
       const text = nvrText ?? (await withMounted(this.backend, from, { readOnly: true }, (root) =>
-        fs.readFile(path.join(root, 'usr/share/imgbase/build/meta/nvr'), 'utf8').catch(() => {
-          throw new InvalidArgumentError(`${from} has no /usr/share/imgbase/build/meta/nvr: pass the NVR explicitly`);
-        }))).trim();
-      steps = planInit(await this.state(), from, parseBaseName(text));
+        this.readNvrFile(root, from)));
+      return planInit(await this.state(), from, parseBaseName(text.trim()));
+    });
+  }
+
+  private async readNvrFile(root: string, volume: string): Promise<string> {
+    try {
+      return await fs.readFile(path.join(root, 'usr/share/imgbase/build/meta/nvr'), 'utf8');
     } catch (e) {
-      if (e instanceof ImgbasedError) return this.recordRejected('init', request, e, opts);
-      throw e;
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+      throw new InvalidArgumentError(`${volume} has no /usr/share/imgbase/build/meta/nvr: pass the NVR explicitly`);
     }
-    return this.execute('init', request, steps, opts);
   }
 }
 

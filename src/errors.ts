@@ -66,6 +66,12 @@ export class InvalidNameError extends ImgbasedError {
   }
 }
 
+export class NotAuthorizedError extends ImgbasedError {
+  constructor(message: string, opts?: ErrorOptions) {
+    super('NotAuthorized', message, opts);
+  }
+}
+
 export class NotFoundError extends ImgbasedError {
   constructor(message: string, opts?: ErrorOptions) {
     super('NotFound', message, opts);

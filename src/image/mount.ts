@@ -2,8 +2,9 @@
  * Loop mounts of image files (squashfs, ext4, xfs) and their cleanup. Every mount made here uses `mount -o loop`,
  * whose loop device util-linux creates with autoclear: unmounting (or a failed mount) releases the device.
  */
-import { open, readFile } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
 import { ToolError } from '../errors';
+import { readMounts } from '../system/mountinfo';
 import { run } from '../system/run';
 import type { FsType } from '../storage/backend';
 
@@ -51,15 +52,9 @@ export async function loopMount(opts: LoopMountOptions): Promise<void> {
   await run(['mount', '-t', opts.fsType, '-o', options, opts.source, opts.target], opts.signal ? { signal: opts.signal } : {});
 }
 
-/** Mount points currently listed in /proc/self/mountinfo (octal escapes decoded). */
+/** Mount points currently listed in /proc/self/mountinfo. */
 export async function listMountPoints(): Promise<string[]> {
-  const text = await readFile('/proc/self/mountinfo', 'utf8');
-  const out: string[] = [];
-  for (const line of text.split('\n')) {
-    const field = line.split(' ')[4];
-    if (field !== undefined) out.push(field.replace(/\\([0-7]{3})/g, (_m, o: string) => String.fromCharCode(parseInt(o, 8))));
-  }
-  return out;
+  return (await readMounts()).map((m) => m.mountPoint);
 }
 
 export async function isMountPoint(path: string): Promise<boolean> {

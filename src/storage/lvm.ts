@@ -139,7 +139,14 @@ export class LvmBackend implements StorageBackend {
   }
 
   private async records(): Promise<LvRecord[]> {
-    return reportLvs([this.vgName]);
+    try {
+      return await reportLvs([this.vgName]);
+    } catch (e) {
+      if (e instanceof ToolError && /Volume group "[^"]*" not found/.test(e.stderr)) {
+        throw new NotFoundError(`volume group ${this.vgName} does not exist`, { cause: e });
+      }
+      throw e;
+    }
   }
 
   private async record(name: string): Promise<LvRecord | null> {
