@@ -12,7 +12,7 @@ import { loadConfig } from './config/config';
 import type { Paths } from './config/paths';
 import { resolvePaths } from './config/paths';
 import {
-  FailedError, ImgbasedError, InvalidArgumentError, NoSpaceError, NotFoundError, toDbusError,
+  CancelledError, FailedError, ImgbasedError, InvalidArgumentError, NoSpaceError, NotFoundError, toDbusError,
 } from './errors';
 import { executors } from './exec/executors';
 import type { Services } from './exec/services';
@@ -61,6 +61,9 @@ export interface UpgradeOptions extends TransactionOptions {
   keepBases?: number;
   method?: 'tree' | 'blocks';
 }
+
+/** Share of an upgrade's progress taken by verifying and opening the image (before the journaled steps). */
+const PREFLIGHT_PERCENT = 5;
 
 /** Space the pool must have beyond the image's bytes (thin metadata, fs overhead). */
 const SPACE_FACTOR = 1.05;
@@ -239,7 +242,7 @@ export class Engine {
       initiator: opts.initiator ?? 'root',
       createdAt: stamp,
       finishedAt: stamp,
-      state: 'failed',
+      state: error instanceof CancelledError ? 'cancelled' : 'failed',
       steps: [],
       error: toDbusError(error),
       warnings: [],
@@ -268,11 +271,11 @@ export class Engine {
         requireSignature: this.config.requireSignature,
         trustedKeysDir: this.paths.trustedKeysDir,
         ...(opts.signal ? { signal: opts.signal } : {}),
-        onProgress: (done, total) => emit(Math.floor((done / Math.max(1, total)) * 5), 'verify-image', 'Verifying image', done, total),
+        onProgress: (done, total) => emit(Math.floor((done / Math.max(1, total)) * PREFLIGHT_PERCENT), 'verify-image', 'Verifying image', done, total),
       });
       await fs.mkdir(this.paths.runDir, { recursive: true });
       image = await openImage({ imagePath, workDir: this.paths.runDir, ...(opts.signal ? { signal: opts.signal } : {}) });
-      emit(5, 'check-space', `Image ${image.nvr}: checking pool space`);
+      emit(PREFLIGHT_PERCENT, 'check-space', `Image ${image.nvr}: checking pool space`);
       const state = await this.state();
       const from = state.current ?? state.defaultLayer;
       const fromVol = from ? await this.backend.get(from) : null;
@@ -295,8 +298,13 @@ export class Engine {
       if (e instanceof ImgbasedError) return this.recordRejected('upgrade', request, e, opts);
       throw e;
     }
+    // Verification and opening took the first PREFLIGHT_PERCENT; the journaled steps share the rest.
+    const onProgress = opts.onProgress;
+    const scaled: UpgradeOptions = onProgress
+      ? { ...opts, onProgress: (e) => onProgress({ ...e, percent: Math.floor(PREFLIGHT_PERCENT + (e.percent * (100 - PREFLIGHT_PERCENT)) / 100) }) }
+      : opts;
     try {
-      return await this.execute('upgrade', request, steps, opts, image);
+      return await this.execute('upgrade', request, steps, scaled, image);
     } finally {
       await image.close();
     }

@@ -66,12 +66,17 @@ export class Scheduler extends EventEmitter<{ changed: [Job | null]; finished: [
   private readonly queue: Job[] = [];
   private readonly jobs = new Map<string, Job>();
 
+  private readonly now: () => number;
+  private readonly settle: () => Promise<void>;
+
   constructor(
     private readonly newId: () => string,
     private readonly log: Logger,
-    private readonly now: () => number = Date.now,
+    opts: { now?: () => number; settle?: () => Promise<void> } = {},
   ) {
     super();
+    this.now = opts.now ?? Date.now;
+    this.settle = opts.settle ?? (async () => undefined);
   }
 
   get active(): Job | null {
@@ -157,9 +162,10 @@ export class Scheduler extends EventEmitter<{ changed: [Job | null]; finished: [
       }
     }
     job.update({ finishedAt: this.now() });
+    this.running = null;
+    await this.settle();
     job.emit('progress', job.snapshot);
     job.emit('finished', job.snapshot);
-    this.running = null;
     this.emit('finished', job);
     this.emit('changed', null);
     void this.pump();

@@ -196,3 +196,25 @@ describe('cancel', () => {
     }
   });
 });
+
+describe('progress', () => {
+  it('never goes backwards across verification and the journaled steps, and ends at 100', async () => {
+    const dir = await tempDir('progress');
+    try {
+      const images = await imageSet(dir);
+      const { engine } = await createSandbox({
+        sysroot: path.join(dir, 'sysroot'), installImage: (await images.image(NVR.v1)).imagePath,
+        trustedKeys: [path.join(images.key.trustedKeysDir, 'test.asc')],
+      });
+      const seen: Array<[number, string]> = [];
+      const out = await engine.upgrade((await images.image(NVR.v2)).imagePath, { onProgress: (e) => seen.push([e.percent, e.step]) });
+      expect(out.error).toBeNull();
+      const percents = seen.map(([p]) => p);
+      expect(percents).toEqual([...percents].sort((a, b) => a - b));
+      expect(percents[percents.length - 1]).toBe(100);
+      expect(seen.map(([, s]) => s)).toEqual(expect.arrayContaining(['verify-image', 'check-space', 'write-base', 'set-default']));
+    } finally {
+      await fs.rm(dir, { recursive: true, force: true });
+    }
+  });
+});

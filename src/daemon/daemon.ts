@@ -1,0 +1,366 @@
+/**
+ * The daemon's core: authorizes calls, schedules transactions on the engine, keeps the manager's properties
+ * current, and exports one Transaction object per transaction. D-Bus specifics stay in src/dbus/.
+ */
+import { promises as fs } from 'node:fs';
+import * as path from 'node:path';
+import type { MessageBus } from 'dbus-next';
+import { Variant } from 'dbus-next';
+import { evaluateHealth } from '../check/health';
+import { gatherFacts } from '../check/facts';
+import type { Engine } from '../engine';
+import { newTransactionId } from '../engine';
+import { BusyError, InvalidArgumentError } from '../errors';
+import { openImage } from '../image/inspect';
+import type { Logger } from '../log';
+import { compareNvr, parseNvr } from '../model/names';
+import { writeFileDurable } from '../system/durable';
+import type { JournalRecord } from '../transaction/types';
+import type { AutomaticUpdatePolicy } from '../dbus/api';
+import { AUTOMATIC_UPDATE_POLICIES, INTERFACES, POLKIT_ACTIONS } from '../dbus/api';
+import type { CallContext } from '../dbus/call';
+import { callContext, installMessageHook } from '../dbus/call';
+import type { Authorizer } from '../dbus/polkit';
+import type { Dict, ManagerBackend, ManagerView } from '../dbus/manager';
+import { LayersObject, MANAGER_PATH } from '../dbus/manager';
+import { parseOptions } from '../dbus/options';
+import { SANDBOX_IFACE, SandboxObject } from '../dbus/sandbox-object';
+import { bootSandbox } from '../sandbox/sysroot';
+import { TransactionObject, transactionPath } from '../dbus/transaction-object';
+import type { Job, JobWork } from './scheduler';
+import { Scheduler } from './scheduler';
+import type { TransactionKind } from '../transaction/types';
+
+const POLICIES = AUTOMATIC_UPDATE_POLICIES;
+type UpdatePolicy = AutomaticUpdatePolicy;
+
+/** Finished transactions stay on the bus for late joiners; the oldest beyond this are unexported (history keeps them). */
+const KEEP_EXPORTED = 50;
+
+/** In-signatures per interface and method (from api.ts), to answer a wrong argument type with a named error. */
+const SIGNATURES = new Map<string, ReadonlyMap<string, string>>([
+  ...Object.entries(INTERFACES).map(([iface, spec]): [string, ReadonlyMap<string, string>] =>
+    [iface, new Map(Object.entries(spec.methods).map(([name, m]) => [name, m.inSignature]))]),
+  [SANDBOX_IFACE, new Map([['Reboot', '']])],
+]);
+
+const usec = (iso: string | undefined): bigint => (iso ? BigInt(Date.parse(iso)) * 1000n : 0n);
+
+function variantOf(v: unknown): Variant {
+  if (typeof v === 'boolean') return new Variant('b', v);
+  if (typeof v === 'number' && Number.isInteger(v)) return new Variant('x', BigInt(v));
+  if (typeof v === 'number') return new Variant('d', v);
+  return new Variant('s', String(v));
+}
+
+export function historyDict(r: JournalRecord, detailed: boolean): Dict {
+  const d: Dict = {
+    id: new Variant('s', r.id),
+    kind: new Variant('s', r.kind),
+    state: new Variant('s', r.state),
+    'started-at': new Variant('t', usec(r.createdAt)),
+    'finished-at': new Variant('t', usec(r.finishedAt)),
+    'error-name': new Variant('s', r.error?.name ?? ''),
+    'error-message': new Variant('s', r.error?.message ?? ''),
+    recovered: new Variant('b', r.recovered === true),
+  };
+  if (!detailed) return d;
+  return {
+    ...d,
+    initiator: new Variant('s', r.initiator),
+    request: new Variant('a{sv}', Object.fromEntries(Object.entries(r.request).map(([k, v]) => [k, variantOf(v)]))),
+    steps: new Variant('aa{sv}', r.steps.map((s) => ({
+      id: new Variant('s', s.id), title: new Variant('s', s.title), status: new Variant('s', s.status),
+    }))),
+    warnings: new Variant('as', r.warnings),
+  };
+}
+
+export interface DaemonOptions {
+  engine: Engine;
+  bus: MessageBus;
+  authorizer: Authorizer;
+  log: Logger;
+  version: string;
+  /** Export org.ovirt.Node.Sandbox (Reboot) — sandbox mode only. */
+  sandbox?: boolean;
+}
+
+export class Daemon implements ManagerBackend {
+  readonly scheduler: Scheduler;
+  private readonly engine: Engine;
+  private readonly bus: MessageBus;
+  private readonly authorizer: Authorizer;
+  private readonly log: Logger;
+  private readonly version: string;
+  private readonly sandbox: boolean;
+  private manager: LayersObject | null = null;
+  private readonly exported: TransactionObject[] = [];
+  private refreshing: Promise<void> = Promise.resolve();
+
+  constructor(opts: DaemonOptions) {
+    this.engine = opts.engine;
+    this.bus = opts.bus;
+    this.authorizer = opts.authorizer;
+    this.log = opts.log;
+    this.version = opts.version;
+    this.sandbox = opts.sandbox ?? false;
+    // Properties are refreshed before a job's Finished is sent, so a client reacting to it reads the new state.
+    this.scheduler = new Scheduler(() => newTransactionId(), this.log, { settle: () => this.refreshSoon() });
+    this.scheduler.on('changed', () => this.refreshSoon());
+  }
+
+  /** Export the manager (before the name is requested, so the first caller finds it). */
+  async export(): Promise<void> {
+    installMessageHook(this.bus, MANAGER_PATH, SIGNATURES);
+    this.manager = new LayersObject(await this.buildView(), this, this.log);
+    this.bus.export(MANAGER_PATH, this.manager);
+    if (this.sandbox) this.bus.export(MANAGER_PATH, new SandboxObject((call) => this.reboot(call), this.log));
+  }
+
+  /** Sandbox "reboot": refuses while a transaction runs (a real reboot would interrupt it). */
+  async reboot(call: CallContext): Promise<string> {
+    await this.authorizer.check(call.sender, POLKIT_ACTIONS.rollback);
+    const active = this.scheduler.active;
+    if (active) throw new BusyError(`transaction ${active.snapshot.id} is running; reboot after it ends`);
+    const layer = await bootSandbox(this.engine);
+    this.log.info(`sandbox rebooted into ${layer} (by ${call.sender})`, { layer });
+    await this.refreshSoon();
+    return layer;
+  }
+
+  // ---- properties -------------------------------------------------------------------------------------------
+
+  private get policyFile(): string {
+    return path.join(this.engine.paths.stateDir, 'automatic-update-policy');
+  }
+
+  async policy(): Promise<UpdatePolicy> {
+    try {
+      const text = (await fs.readFile(this.policyFile, 'utf8')).trim();
+      return (POLICIES as readonly string[]).includes(text) ? (text as UpdatePolicy) : 'none';
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return 'none';
+      throw e;
+    }
+  }
+
+  async buildView(): Promise<ManagerView> {
+    const state = await this.engine.state();
+    const pool = await this.engine.backend.poolUsage();
+    const health = evaluateHealth(await gatherFacts(this.engine));
+    const [last] = await this.engine.history(1);
+    const active = this.scheduler.active;
+    return {
+      Version: this.version,
+      Layers: state.layout.layers.map((l) => ({
+        name: new Variant('s', l.name),
+        kind: new Variant('s', 'layer'),
+        base: new Variant('s', `${l.parsed.base.name}-${l.parsed.base.version}-${l.parsed.base.release}`),
+        version: new Variant('s', l.parsed.base.version),
+        release: new Variant('s', l.parsed.base.release),
+        size: new Variant('t', BigInt(Math.floor(l.volume.sizeBytes))),
+        current: new Variant('b', l.name === state.current),
+        default: new Variant('b', l.name === state.defaultLayer),
+        pinned: new Variant('b', state.pinned.has(l.name)),
+        'boot-entry': new Variant('s', l.name),
+        'read-only': new Variant('b', l.volume.readOnly),
+      })),
+      Bases: state.layout.bases.map((b) => ({
+        name: new Variant('s', b.name),
+        version: new Variant('s', b.nvr.version),
+        release: new Variant('s', b.nvr.release),
+        size: new Variant('t', BigInt(Math.floor(b.volume?.sizeBytes ?? 0))),
+        layers: new Variant('as', b.layers.map((l) => l.name)),
+        present: new Variant('b', b.volume !== null),
+      })),
+      CurrentLayer: state.current ?? '',
+      DefaultLayer: state.defaultLayer ?? '',
+      Pool: {
+        size: new Variant('t', BigInt(Math.floor(pool.sizeBytes))),
+        free: new Variant('t', BigInt(Math.floor(pool.freeBytes))),
+        'data-percent': new Variant('d', pool.dataPercent),
+        'metadata-percent': new Variant('d', pool.metadataPercent),
+        'autoextend-threshold': new Variant('i', pool.autoextendThreshold ?? -1),
+      },
+      Health: health.status,
+      ActiveTransaction: active ? transactionPath(active.snapshot.id) : '/',
+      AutomaticUpdatePolicy: await this.policy(),
+      LastTransaction: last ? historyDict(last, false) : {},
+    };
+  }
+
+  /** Rebuild the view and emit PropertiesChanged; serialized so views never go backwards. */
+  refreshSoon(): Promise<void> {
+    this.refreshing = this.refreshing.then(async () => {
+      try {
+        this.manager?.setView(await this.buildView());
+      } catch (e) {
+        this.log.error(`refreshing properties failed: ${e instanceof Error ? e.stack : String(e)}`);
+      }
+    });
+    return this.refreshing;
+  }
+
+  // ---- calls ------------------------------------------------------------------------------------------------
+
+  private async callerUid(sender: string): Promise<number | null> {
+    try {
+      const obj = await this.bus.getProxyObject('org.freedesktop.DBus', '/org/freedesktop/DBus');
+      const iface: unknown = obj.getInterface('org.freedesktop.DBus');
+      const fn = (iface as Record<string, unknown>)['GetConnectionUnixUser'];
+      if (typeof fn !== 'function') return null;
+      const uid: unknown = await (fn as (s: string) => Promise<unknown>).call(iface, sender);
+      return typeof uid === 'number' ? uid : null;
+    } catch (e) {
+      this.log.debug(`GetConnectionUnixUser(${sender}) failed: ${String(e)}`);
+      return null;
+    }
+  }
+
+  private async initiator(call: CallContext): Promise<string> {
+    const uid = await this.callerUid(call.sender);
+    return `uid ${uid ?? '?'} (${call.sender})`;
+  }
+
+  private async start(kind: TransactionKind, call: CallContext, wait: boolean, work: JobWork): Promise<string> {
+    const job = this.scheduler.submit(kind, await this.initiator(call), wait, work);
+    this.exportJob(job);
+    this.log.info(`transaction ${job.snapshot.id} (${kind}) accepted from ${job.snapshot.initiator}`, { transaction: job.snapshot.id });
+    return transactionPath(job.snapshot.id);
+  }
+
+  private exportJob(job: Job): void {
+    const obj = new TransactionObject(job, {
+      context: callContext,
+      log: this.log,
+      cancel: async (j, call) => {
+        await this.authorizer.check(call.sender, POLKIT_ACTIONS.cancel);
+        this.log.info(`cancel of ${j.snapshot.id} requested by ${call.sender}`, { transaction: j.snapshot.id });
+        this.scheduler.cancel(j);
+      },
+    });
+    this.bus.export(transactionPath(job.snapshot.id), obj);
+    this.exported.push(obj);
+    job.once('finished', () => {
+      while (this.exported.length > KEEP_EXPORTED) {
+        const old = this.exported.shift();
+        if (old) this.bus.unexport(transactionPath(old.job.snapshot.id), old);
+      }
+    });
+  }
+
+  async upgrade(call: CallContext, image: string, options: unknown): Promise<string> {
+    const o = parseOptions(options, { wait: 'b', 'allow-downgrade': 'b', method: 's', keep: 'u' }, 'Upgrade');
+    if (!path.isAbsolute(image)) throw new InvalidArgumentError(`Upgrade: image must be an absolute path, got "${image}"`);
+    if (o.method !== undefined && o.method !== 'tree' && o.method !== 'blocks') {
+      throw new InvalidArgumentError(`Upgrade: option "method" must be "tree" or "blocks", got "${o.method}"`);
+    }
+    if (o.keep !== undefined && o.keep < 1) throw new InvalidArgumentError('Upgrade: option "keep" must be at least 1');
+    await this.authorizer.check(call.sender, POLKIT_ACTIONS.upgrade);
+    const method = o.method as 'tree' | 'blocks' | undefined;
+    return this.start('upgrade', call, o.wait ?? false, ({ id, signal, onProgress }) =>
+      this.engine.upgrade(image, {
+        id, signal, onProgress, initiator: call.sender, allowDowngrade: o['allow-downgrade'] ?? false,
+        ...(method ? { method } : {}), ...(o.keep !== undefined ? { keepBases: o.keep } : {}),
+      }));
+  }
+
+  async rollback(call: CallContext, layer: string, options: unknown): Promise<string> {
+    const o = parseOptions(options, { wait: 'b' }, 'Rollback');
+    await this.authorizer.check(call.sender, POLKIT_ACTIONS.rollback);
+    return this.start('rollback', call, o.wait ?? false, ({ id, signal, onProgress }) =>
+      this.engine.rollback(layer === '' ? null : layer, { id, signal, onProgress, initiator: call.sender }));
+  }
+
+  async cleanup(call: CallContext, options: unknown): Promise<string> {
+    const o = parseOptions(options, { wait: 'b', keep: 'u' }, 'Cleanup');
+    if (o.keep !== undefined && o.keep < 1) throw new InvalidArgumentError('Cleanup: option "keep" must be at least 1');
+    await this.authorizer.check(call.sender, POLKIT_ACTIONS.cleanup);
+    return this.start('cleanup', call, o.wait ?? false, ({ id, signal, onProgress }) =>
+      this.engine.cleanup(o.keep ?? null, { id, signal, onProgress, initiator: call.sender }));
+  }
+
+  async removeBase(call: CallContext, nvr: string, options: unknown): Promise<string> {
+    const o = parseOptions(options, { wait: 'b' }, 'RemoveBase');
+    await this.authorizer.check(call.sender, POLKIT_ACTIONS.cleanup);
+    return this.start('remove-base', call, o.wait ?? false, ({ id, signal, onProgress }) =>
+      this.engine.removeBase(nvr, { id, signal, onProgress, initiator: call.sender }));
+  }
+
+  async pin(call: CallContext, layer: string, pinned: boolean): Promise<void> {
+    await this.authorizer.check(call.sender, POLKIT_ACTIONS.pin);
+    await this.engine.setPinned(layer, pinned);
+    this.log.info(`${pinned ? 'pinned' : 'unpinned'} ${layer} for ${call.sender}`, { layer });
+    await this.refreshSoon();
+  }
+
+  async check(): Promise<[string, Array<[string, string, string, string]>]> {
+    const r = evaluateHealth(await gatherFacts(this.engine));
+    return [r.status, r.results.map((x) => [x.group, x.name, x.status, x.reason])];
+  }
+
+  async history(_call: CallContext, limit: number): Promise<Dict[]> {
+    return (await this.engine.history(limit)).map((r) => historyDict(r, true));
+  }
+
+  async setPolicy(call: CallContext, policy: string): Promise<void> {
+    if (!(POLICIES as readonly string[]).includes(policy)) {
+      throw new InvalidArgumentError(`SetAutomaticUpdatePolicy: policy must be one of ${POLICIES.join(', ')}, got "${policy}"`);
+    }
+    await this.authorizer.check(call.sender, POLKIT_ACTIONS.configure);
+    await fs.mkdir(this.engine.paths.stateDir, { recursive: true, mode: 0o700 });
+    await writeFileDurable(this.policyFile, `${policy}\n`, 0o600);
+    this.log.info(`automatic update policy set to ${policy} by ${call.sender}`);
+    await this.refreshSoon();
+  }
+
+  /** The newest image in ImageDir that is newer than every base, or null. */
+  async newestImage(): Promise<{ path: string; nvr: string } | null> {
+    const dir = path.join(this.engine.paths.sysroot, path.relative('/', this.engine.config.imageDir));
+    let names: string[];
+    try {
+      names = await fs.readdir(dir);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      throw e;
+    }
+    const state = await this.engine.state();
+    const newestBase = state.layout.bases[state.layout.bases.length - 1];
+    let best: { path: string; nvr: string } | null = null;
+    for (const n of names.filter((x) => !x.endsWith('.sha256') && !x.endsWith('.sig') && !x.startsWith('.'))) {
+      const p = path.join(dir, n);
+      if (!(await fs.stat(p)).isFile()) continue;
+      let nvr: string;
+      try {
+        const img = await openImage({ imagePath: p, workDir: this.engine.paths.runDir });
+        nvr = img.nvr;
+        await img.close();
+      } catch (e) {
+        this.log.warn(`ignoring ${p}: ${e instanceof Error ? e.message : String(e)}`);
+        continue;
+      }
+      if (newestBase && compareNvr(parseNvr(nvr), newestBase.nvr) <= 0) continue;
+      if (!best || compareNvr(parseNvr(nvr), parseNvr(best.nvr)) > 0) best = { path: p, nvr };
+    }
+    return best;
+  }
+
+  async trigger(call: CallContext, options: unknown): Promise<[boolean, string, string]> {
+    const o = parseOptions(options, { mode: 's', wait: 'b' }, 'AutomaticUpdateTrigger');
+    const mode = o.mode ?? (await this.policy());
+    if (!(POLICIES as readonly string[]).includes(mode)) {
+      throw new InvalidArgumentError(`AutomaticUpdateTrigger: mode must be one of ${POLICIES.join(', ')}, got "${mode}"`);
+    }
+    await this.authorizer.check(call.sender, POLKIT_ACTIONS.automaticUpdate);
+    if (mode === 'none') return [false, '', '/'];
+    await fs.mkdir(this.engine.paths.runDir, { recursive: true });
+    const found = await this.newestImage();
+    if (!found) return [false, '', '/'];
+    if (mode === 'check') return [true, found.nvr, '/'];
+    // stage and apply both install the image as the new default layer; rebooting is the timer's business.
+    const tx = await this.start('upgrade', call, o.wait ?? false, ({ id, signal, onProgress }) =>
+      this.engine.upgrade(found.path, { id, signal, onProgress, initiator: `automatic update (${call.sender})` }));
+    return [true, found.nvr, tx];
+  }
+}
