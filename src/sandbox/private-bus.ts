@@ -130,7 +130,10 @@ export class PrivateSystemBus {
     // polkitd reads actions only from /usr/share/polkit-1/actions: install the shipped policy there (removed at stop).
     const shipped = await fs.readFile(path.join(this.opts.repo, 'polkit', POLICY_FILE), 'utf8');
     const target = path.join(POLKIT_ACTIONS_DIR, POLICY_FILE);
-    const current = await fs.readFile(target, 'utf8').catch(() => null);
+    const current = await fs.readFile(target, 'utf8').catch((e: NodeJS.ErrnoException) => {
+      if (e.code === 'ENOENT') return null;
+      throw e;
+    });
     if (current !== shipped) {
       if (current !== null) throw new FailedError(`${target} exists with other content (an installed imgbased?); not touching it`);
       await fs.writeFile(target, shipped, { mode: 0o644 });

@@ -11,6 +11,15 @@ export interface HostLock {
   release(): Promise<void>;
 }
 
+async function readOwner(file: string): Promise<string> {
+  try {
+    return await fs.readFile(file, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return '';
+    throw e;
+  }
+}
+
 function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
@@ -31,14 +40,14 @@ export async function acquireHostLock(stateDir: string, owner: string): Promise<
       return {
         file,
         release: async () => {
-          const text = await fs.readFile(file, 'utf8').catch(() => '');
+          const text = await readOwner(file);
           if (text.startsWith(`${process.pid} `)) await fs.rm(file, { force: true });
         },
       };
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
     }
-    const text = await fs.readFile(file, 'utf8').catch(() => '');
+    const text = await readOwner(file);
     const [pidText = '', who = 'another process'] = text.trim().split(' ');
     const pid = Number(pidText);
     if (Number.isInteger(pid) && pid > 0 && alive(pid)) {
