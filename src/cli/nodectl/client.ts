@@ -1,0 +1,118 @@
+/**
+ * nodectl's D-Bus side: a thin client of org.ovirt.Node. Never touches LVM or /boot. Works on the system bus or,
+ * for the sandbox, whatever DBUS_SYSTEM_BUS_ADDRESS names.
+ */
+import * as dbus from 'dbus-next';
+import { BUS_NAME, LAYERS_IFACE, MANAGER_PATH, TRANSACTION_IFACE } from '../../dbus/api';
+
+/** nodectl's documented exit codes. */
+export const EXIT = { ok: 0, failed: 1, usage: 2, notAuthorized: 3, busy: 4, checkProblems: 5, cancelled: 130 } as const;
+
+const HINTS: Record<string, string> = {
+  'org.ovirt.Node.Error.Busy': 'follow it with "nodectl watch", stop it with "nodectl cancel", or retry with --wait',
+  'org.ovirt.Node.Error.NotAuthorized': 'run as root, or ask your administrator for the polkit permission',
+  'org.ovirt.Node.Error.NoSpace': 'free space with "nodectl cleanup" or extend the thin pool',
+  'org.ovirt.Node.Error.NotNewer': 'pass --allow-downgrade to install an older image on purpose',
+  'org.ovirt.Node.Error.VerificationFailed': 'check the image file and its .sha256/.sig beside it',
+  'org.freedesktop.DBus.Error.ServiceUnknown': 'is imgbased running? (systemctl status imgbased)',
+};
+
+export class NodectlError extends Error {
+  constructor(readonly dbusName: string, message: string, readonly exitCode: number) {
+    super(message);
+  }
+
+  get hint(): string | undefined {
+    return HINTS[this.dbusName];
+  }
+}
+
+export function exitCodeFor(name: string): number {
+  switch (name) {
+    case 'org.ovirt.Node.Error.NotAuthorized':
+    case 'org.freedesktop.DBus.Error.AccessDenied':
+      return EXIT.notAuthorized;
+    case 'org.ovirt.Node.Error.Busy':
+      return EXIT.busy;
+    case 'org.ovirt.Node.Error.InvalidArgument':
+      return EXIT.usage;
+    case 'org.ovirt.Node.Error.Cancelled':
+      return EXIT.cancelled;
+    default:
+      return EXIT.failed;
+  }
+}
+
+/** Variants and 64-bit integers → plain JSON values. */
+export function plain(v: unknown): unknown {
+  if (v instanceof dbus.Variant) return plain(v.value);
+  if (typeof v === 'bigint') return Number(v);
+  if (Array.isArray(v)) return v.map(plain);
+  if (v !== null && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, plain(x)]));
+  return v;
+}
+
+export class NodeClient {
+  private constructor(readonly bus: dbus.MessageBus) {}
+
+  static connect(): NodeClient {
+    return new NodeClient(dbus.systemBus());
+  }
+
+  close(): void {
+    this.bus.disconnect();
+  }
+
+  /** Call a method; D-Bus errors become NodectlError with the exit code they mean. */
+  async call(path: string, iface: string, member: string, signature: string, body: unknown[]): Promise<unknown[]> {
+    try {
+      const reply = await this.bus.call(new dbus.Message({ destination: BUS_NAME, path, interface: iface, member, signature, body }));
+      return reply?.body ?? [];
+    } catch (e) {
+      if (e instanceof dbus.DBusError) throw new NodectlError(e.type, e.text, exitCodeFor(e.type));
+      throw e;
+    }
+  }
+
+  layers(member: string, signature = '', body: unknown[] = []): Promise<unknown[]> {
+    return this.call(MANAGER_PATH, LAYERS_IFACE, member, signature, body);
+  }
+
+  async properties(path = MANAGER_PATH, iface = LAYERS_IFACE): Promise<Record<string, unknown>> {
+    const [all] = await this.call(path, 'org.freedesktop.DBus.Properties', 'GetAll', 's', [iface]);
+    return plain(all) as Record<string, unknown>;
+  }
+
+  /** Subscribe to a transaction's signals. */
+  async watch(
+    txPath: string,
+    onProgress: (percent: number, step: string, message: string, done: number, total: number) => void,
+  ): Promise<{ finished: Promise<[boolean, string, string]> }> {
+    const rule = `type='signal',sender='${BUS_NAME}',path='${txPath}',interface='${TRANSACTION_IFACE}'`;
+    await this.bus.call(new dbus.Message({
+      destination: 'org.freedesktop.DBus', path: '/org/freedesktop/DBus', interface: 'org.freedesktop.DBus',
+      member: 'AddMatch', signature: 's', body: [rule],
+    }));
+    let resolve: (r: [boolean, string, string]) => void = () => undefined;
+    const finished = new Promise<[boolean, string, string]>((r) => {
+      resolve = r;
+    });
+    this.bus.on('message', (msg: dbus.Message) => {
+      if (msg.path !== txPath || msg.interface !== TRANSACTION_IFACE) return;
+      const b = msg.body as unknown[];
+      if (msg.member === 'Progress') {
+        onProgress(Number(b[0]), String(b[1]), String(b[2]), Number(b[3]), Number(b[4]));
+      } else if (msg.member === 'Finished') {
+        resolve([b[0] === true, String(b[1]), String(b[2])]);
+      }
+    });
+    // A transaction that ended before we subscribed: read its state.
+    const props = await this.properties(txPath, TRANSACTION_IFACE);
+    const state = String(props['State']);
+    if (state !== 'queued' && state !== 'running') {
+      const err = (props['Error'] as [string, string] | undefined) ?? ['', ''];
+      resolve([state === 'succeeded', err[0], err[1]]);
+    }
+    return { finished };
+  }
+}
