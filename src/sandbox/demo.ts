@@ -109,6 +109,7 @@ async function main(): Promise<number> {
     say(`   busctl --system --json=pretty get-property ${BUS_NAME} ${MANAGER_PATH} ${LAYERS_IFACE} Layers`);
     say(`   busctl --system call ${BUS_NAME} ${MANAGER_PATH} ${LAYERS_IFACE} Rollback 'sa{sv}' '' 0`);
     say(`   busctl --system call ${BUS_NAME} ${MANAGER_PATH} ${LAYERS_IFACE} Check`);
+    say(`   node ${path.join(REPO, 'dist/src/cli/nodectl.js')} info        # or: check, layers, history, rollback, cleanup`);
     say(`   node ${path.join(REPO, 'dist/src/cli/imgbased.js')} --sysroot ${sysroot} history   # the offline view`);
     say('Press Ctrl-C to stop the daemon, polkitd and the bus.');
     await new Promise<void>((resolve) => {
