@@ -262,6 +262,8 @@ export class Engine {
     try {
       const st = await fs.stat(imagePath).catch((e: NodeJS.ErrnoException) => {
         if (e.code === 'ENOENT' || e.code === 'ENOTDIR') return null;
+        // ELOOP, ENAMETOOLONG, EACCES…: a path that names no readable file is "not found", not a crash
+        if (typeof e.code === 'string') throw new NotFoundError(`image ${imagePath} cannot be used (${e.code})`, { cause: e });
         throw e;
       });
       if (!st?.isFile()) throw new NotFoundError(`image ${imagePath} does not exist or is not a file`);

@@ -7,7 +7,13 @@ import { parseMountinfo } from '../system/mountinfo';
 import type { Engine } from '../engine';
 import type { HealthFacts } from './health';
 
-export async function gatherFacts(engine: Engine, mountinfoPath = '/proc/self/mountinfo'): Promise<HealthFacts> {
+/**
+ * `running`: the transaction the daemon is running right now — its journal is expected, not a leftover of a crash.
+ */
+export async function gatherFacts(
+  engine: Engine, opts: { running?: string | null; mountinfoPath?: string } = {},
+): Promise<HealthFacts> {
+  const mountinfoPath = opts.mountinfoPath ?? '/proc/self/mountinfo';
   const state = await engine.state();
   const mounts = parseMountinfo(await fs.readFile(mountinfoPath, 'utf8'));
   const mountOf = (p: string): MountLine | undefined => [...mounts].reverse().find((m) => m.mountPoint === p);
@@ -27,6 +33,6 @@ export async function gatherFacts(engine: Engine, mountinfoPath = '/proc/self/mo
     varMountOptions: mountOf(engine.paths.varDir)?.options ?? null,
     rootMountOptions: rootMount?.options ?? null,
     volumesDiscard,
-    unfinishedTransactions: (await engine.journal.unfinished()).map((r) => r.id),
+    unfinishedTransactions: (await engine.journal.unfinished()).map((r) => r.id).filter((id) => id !== opts.running),
   };
 }

@@ -19,11 +19,11 @@ import type { JournalRecord } from '../transaction/types';
 import type { AutomaticUpdatePolicy } from '../dbus/api';
 import { AUTOMATIC_UPDATE_POLICIES, INTERFACES, POLKIT_ACTIONS } from '../dbus/api';
 import type { CallContext } from '../dbus/call';
-import { callContext, installMessageHook } from '../dbus/call';
+import { callContext, installMessageHook, installPeerGuard } from '../dbus/call';
 import type { Authorizer } from '../dbus/polkit';
 import type { Dict, ManagerBackend, ManagerView } from '../dbus/manager';
 import { LayersObject, MANAGER_PATH } from '../dbus/manager';
-import { parseOptions } from '../dbus/options';
+import { parseOptions, quoted } from '../dbus/options';
 import { SANDBOX_IFACE, SandboxObject } from '../dbus/sandbox-object';
 import { bootSandbox } from '../sandbox/sysroot';
 import { TransactionObject, transactionPath } from '../dbus/transaction-object';
@@ -43,6 +43,18 @@ const SIGNATURES = new Map<string, ReadonlyMap<string, string>>([
     [iface, new Map(Object.entries(spec.methods).map(([name, m]) => [name, m.inSignature]))]),
   [SANDBOX_IFACE, new Map([['Reboot', '']])],
 ]);
+
+/** Longest image path accepted (PATH_MAX) and longest layer/base name (an LV name has at most 127 characters). */
+const MAX_PATH_BYTES = 4096;
+const MAX_NAME_BYTES = 255;
+
+/** Refuse over-long string arguments before anything else looks at them (they would end up in history and logs). */
+function bounded(method: string, what: string, value: string, max: number): string {
+  if (Buffer.byteLength(value) > max) {
+    throw new InvalidArgumentError(`${method}: ${what} is too long (${Buffer.byteLength(value)} bytes; at most ${max})`);
+  }
+  return value;
+}
 
 const usec = (iso: string | undefined): bigint => (iso ? BigInt(Date.parse(iso)) * 1000n : 0n);
 
@@ -97,6 +109,7 @@ export class Daemon implements ManagerBackend {
   private manager: LayersObject | null = null;
   private readonly exported: TransactionObject[] = [];
   private refreshing: Promise<void> = Promise.resolve();
+  private stoppingSince = 0;
 
   constructor(opts: DaemonOptions) {
     this.engine = opts.engine;
@@ -112,6 +125,7 @@ export class Daemon implements ManagerBackend {
 
   /** Export the manager (before the name is requested, so the first caller finds it). */
   async export(): Promise<void> {
+    installPeerGuard(this.bus);
     installMessageHook(this.bus, MANAGER_PATH, SIGNATURES);
     this.manager = new LayersObject(await this.buildView(), this, this.log);
     this.bus.export(MANAGER_PATH, this.manager);
@@ -148,7 +162,7 @@ export class Daemon implements ManagerBackend {
   async buildView(): Promise<ManagerView> {
     const state = await this.engine.state();
     const pool = await this.engine.backend.poolUsage();
-    const health = evaluateHealth(await gatherFacts(this.engine));
+    const health = evaluateHealth(await gatherFacts(this.engine, { running: this.scheduler.active?.snapshot.id ?? null }));
     const [last] = await this.engine.history(1);
     const active = this.scheduler.active;
     return {
@@ -223,8 +237,23 @@ export class Daemon implements ManagerBackend {
     return `uid ${uid ?? '?'} (${call.sender})`;
   }
 
+  /** Refuse new transactions from now on (SIGTERM: the daemon winds down). */
+  shutdown(): void {
+    this.stoppingSince = Date.now();
+  }
+
+  get stopping(): boolean {
+    return this.stoppingSince !== 0;
+  }
+
+  private refuseWhenStopping(): void {
+    if (this.stopping) throw new BusyError('imgbased is stopping; try again once it is back', { hint: 'the service restarts it' });
+  }
+
   private async start(kind: TransactionKind, call: CallContext, wait: boolean, work: JobWork): Promise<string> {
-    const job = this.scheduler.submit(kind, await this.initiator(call), wait, work);
+    const initiator = await this.initiator(call);
+    this.refuseWhenStopping();
+    const job = this.scheduler.submit(kind, initiator, wait, work);
     this.exportJob(job);
     this.log.info(`transaction ${job.snapshot.id} (${kind}) accepted from ${job.snapshot.initiator}`, { transaction: job.snapshot.id });
     return transactionPath(job.snapshot.id);
@@ -245,16 +274,20 @@ export class Daemon implements ManagerBackend {
     job.once('finished', () => {
       while (this.exported.length > KEEP_EXPORTED) {
         const old = this.exported.shift();
-        if (old) this.bus.unexport(transactionPath(old.job.snapshot.id), old);
+        if (old) {
+          this.bus.unexport(transactionPath(old.job.snapshot.id), old);
+          this.scheduler.forget(old.job);
+        }
       }
     });
   }
 
   async upgrade(call: CallContext, image: string, options: unknown): Promise<string> {
     const o = parseOptions(options, { wait: 'b', 'allow-downgrade': 'b', method: 's', keep: 'u' }, 'Upgrade');
-    if (!path.isAbsolute(image)) throw new InvalidArgumentError(`Upgrade: image must be an absolute path, got "${image}"`);
+    bounded('Upgrade', 'image', image, MAX_PATH_BYTES);
+    if (!path.isAbsolute(image)) throw new InvalidArgumentError(`Upgrade: image must be an absolute path, got ${quoted(image)}`);
     if (o.method !== undefined && o.method !== 'tree' && o.method !== 'blocks') {
-      throw new InvalidArgumentError(`Upgrade: option "method" must be "tree" or "blocks", got "${o.method}"`);
+      throw new InvalidArgumentError(`Upgrade: option "method" must be "tree" or "blocks", got ${quoted(o.method)}`);
     }
     if (o.keep !== undefined && o.keep < 1) throw new InvalidArgumentError('Upgrade: option "keep" must be at least 1');
     await this.authorizer.check(call.sender, POLKIT_ACTIONS.upgrade);
@@ -268,6 +301,7 @@ export class Daemon implements ManagerBackend {
 
   async rollback(call: CallContext, layer: string, options: unknown): Promise<string> {
     const o = parseOptions(options, { wait: 'b' }, 'Rollback');
+    bounded('Rollback', 'layer', layer, MAX_NAME_BYTES);
     await this.authorizer.check(call.sender, POLKIT_ACTIONS.rollback);
     return this.start('rollback', call, o.wait ?? false, ({ id, signal, onProgress }) =>
       this.engine.rollback(layer === '' ? null : layer, { id, signal, onProgress, initiator: call.sender }));
@@ -283,12 +317,14 @@ export class Daemon implements ManagerBackend {
 
   async removeBase(call: CallContext, nvr: string, options: unknown): Promise<string> {
     const o = parseOptions(options, { wait: 'b' }, 'RemoveBase');
+    bounded('RemoveBase', 'nvr', nvr, MAX_NAME_BYTES);
     await this.authorizer.check(call.sender, POLKIT_ACTIONS.cleanup);
     return this.start('remove-base', call, o.wait ?? false, ({ id, signal, onProgress }) =>
       this.engine.removeBase(nvr, { id, signal, onProgress, initiator: call.sender }));
   }
 
   async pin(call: CallContext, layer: string, pinned: boolean): Promise<void> {
+    bounded('Pin', 'layer', layer, MAX_NAME_BYTES);
     await this.authorizer.check(call.sender, POLKIT_ACTIONS.pin);
     await this.engine.setPinned(layer, pinned);
     this.log.info(`${pinned ? 'pinned' : 'unpinned'} ${layer} for ${call.sender}`, { layer });
@@ -296,7 +332,7 @@ export class Daemon implements ManagerBackend {
   }
 
   async check(): Promise<[string, Array<[string, string, string, string]>]> {
-    const r = evaluateHealth(await gatherFacts(this.engine));
+    const r = evaluateHealth(await gatherFacts(this.engine, { running: this.scheduler.active?.snapshot.id ?? null }));
     return [r.status, r.results.map((x) => [x.group, x.name, x.status, x.reason])];
   }
 
@@ -306,7 +342,7 @@ export class Daemon implements ManagerBackend {
 
   async setPolicy(call: CallContext, policy: string): Promise<void> {
     if (!(POLICIES as readonly string[]).includes(policy)) {
-      throw new InvalidArgumentError(`SetAutomaticUpdatePolicy: policy must be one of ${POLICIES.join(', ')}, got "${policy}"`);
+      throw new InvalidArgumentError(`SetAutomaticUpdatePolicy: policy must be one of ${POLICIES.join(', ')}, got ${quoted(policy)}`);
     }
     await this.authorizer.check(call.sender, POLKIT_ACTIONS.configure);
     await fs.mkdir(this.engine.paths.stateDir, { recursive: true, mode: 0o700 });
@@ -350,7 +386,7 @@ export class Daemon implements ManagerBackend {
     const o = parseOptions(options, { mode: 's', wait: 'b' }, 'AutomaticUpdateTrigger');
     const mode = o.mode ?? (await this.policy());
     if (!(POLICIES as readonly string[]).includes(mode)) {
-      throw new InvalidArgumentError(`AutomaticUpdateTrigger: mode must be one of ${POLICIES.join(', ')}, got "${mode}"`);
+      throw new InvalidArgumentError(`AutomaticUpdateTrigger: mode must be one of ${POLICIES.join(', ')}, got ${quoted(mode)}`);
     }
     await this.authorizer.check(call.sender, POLKIT_ACTIONS.automaticUpdate);
     if (mode === 'none') return [false, '', '/'];

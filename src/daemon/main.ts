@@ -16,6 +16,7 @@ import { ImgbasedError } from '../errors';
 import type { Logger } from '../log';
 import { acquireHostLock } from '../system/lock';
 import { BUS_NAME } from '../dbus/api';
+import { connectSystemBus } from '../dbus/connect';
 import { PolkitAuthorizer } from '../dbus/polkit';
 import { Daemon } from './daemon';
 import { createLogger } from './logger';
@@ -49,7 +50,7 @@ export async function runDaemon(args: Args, log: Logger): Promise<number> {
     notify.status('recovering interrupted transactions');
     for (const r of await engine.recover()) log.warn(`recovered transaction ${r.id} (${r.kind}): ${r.state}`, { transaction: r.id });
 
-    const bus = dbus.systemBus();
+    const bus = connectSystemBus();
     const daemon = new Daemon({
       engine, bus, authorizer: new PolkitAuthorizer(bus, log), log, version: version(), sandbox: args.sandbox,
     });
@@ -63,13 +64,19 @@ export async function runDaemon(args: Args, log: Logger): Promise<number> {
     notify.ready();
     notify.status('idle');
     log.info(`imgbased ${version()} serving ${BUS_NAME} (sysroot ${engine.paths.sysroot}, ${engine.backend.kind} backend)`);
-    daemon.scheduler.on('changed', (job) => notify.status(job ? `running transaction ${job.snapshot.id} (${job.snapshot.kind})` : 'idle'));
+    daemon.scheduler.on('changed', (job) => {
+      if (!daemon.stopping) notify.status(job ? `running transaction ${job.snapshot.id} (${job.snapshot.kind})` : 'idle');
+    });
     const stopWatchdog = notify.startWatchdog();
 
     const code = await new Promise<number>((resolve) => {
       const stop = (signal: string): void => {
         log.info(`${signal}: stopping`);
         notify.stopping();
+        // From here on no new transaction starts; the running one stops at its next safe point and is undone.
+        daemon.shutdown();
+        const active = daemon.scheduler.active;
+        notify.status(active ? `stopping: cancelling transaction ${active.snapshot.id}` : 'stopping');
         for (const job of daemon.scheduler.all()) daemon.scheduler.cancel(job);
         void daemon.scheduler.idle().then(() => resolve(0));
       };

@@ -91,6 +91,11 @@ export class Scheduler extends EventEmitter<{ changed: [Job | null]; finished: [
     return [...this.jobs.values()];
   }
 
+  /** Drop a finished job from the scheduler's memory (its record lives on in the history). */
+  forget(job: Job): void {
+    if (job.done) this.jobs.delete(job.snapshot.id);
+  }
+
   /** Start (or queue) a job; throws BusyError when one runs and `wait` is false. */
   submit(kind: TransactionKind, initiator: string, wait: boolean, work: JobWork): Job {
     const busy = this.running ?? this.queue[0];

@@ -10,6 +10,11 @@ export type OptionSpec = Readonly<Record<string, OptionType>>;
 type ValueOf<T extends OptionType> = T extends 'b' ? boolean : T extends 's' ? string : number;
 export type ParsedOptions<S extends OptionSpec> = { -readonly [K in keyof S]?: ValueOf<S[K]> };
 
+/** A caller's string, quoted for an error message and cut short (a 1 MB key must not come back as a 1 MB error). */
+export function quoted(s: string, max = 80): string {
+  return s.length > max ? `${JSON.stringify(s.slice(0, max))}… (${s.length} characters)` : JSON.stringify(s);
+}
+
 const TYPE_NAME: Record<OptionType, string> = { b: 'boolean (b)', s: 'string (s)', u: 'uint32 (u)' };
 
 function checkValue(type: OptionType, value: unknown): boolean {
@@ -33,7 +38,7 @@ export function parseOptions<S extends OptionSpec>(raw: unknown, spec: S, method
     if (type === undefined) {
       const known = Object.keys(spec);
       throw new InvalidArgumentError(
-        `${method}: unknown option key "${key}" (${known.length ? `known: ${known.join(', ')}` : 'this method takes none'})`,
+        `${method}: unknown option key ${quoted(key)} (${known.length ? `known: ${known.join(', ')}` : 'this method takes none'})`,
       );
     }
     if (!(v instanceof Variant) || v.signature !== type || !checkValue(type, v.value)) {

@@ -10,6 +10,7 @@ import { promises as fs } from 'node:fs';
 import { SingleBar } from 'cli-progress';
 import * as dbus from 'dbus-next';
 import { BUS_NAME, LAYERS_IFACE, MANAGER_PATH, TRANSACTION_IFACE } from '../dbus/api';
+import { connectSystemBus } from '../dbus/connect';
 import { buildTestImage, createTestSigningKey } from '../image/test-image-builder';
 import { createSandbox } from './sysroot';
 import { PrivateSystemBus } from './private-bus';
@@ -70,7 +71,7 @@ async function main(): Promise<number> {
     say(`-- imgbased daemon (pid ${daemon.pid}) owns ${BUS_NAME}; logs in ${path.join(work, 'services.log')}`);
 
     process.env['DBUS_SYSTEM_BUS_ADDRESS'] = bus.address;
-    client = dbus.systemBus();
+    client = connectSystemBus();
     const obj = await client.getProxyObject(BUS_NAME, MANAGER_PATH);
     const layers = obj.getInterface(LAYERS_IFACE);
     const props = obj.getInterface('org.freedesktop.DBus.Properties');

@@ -71,7 +71,15 @@ export class Journal {
     const records: JournalRecord[] = [];
     for (const n of names.filter((x) => x.endsWith('.json') && !x.startsWith('.'))) {
       const file = path.join(dir, n);
-      records.push(parseJournalRecord(await fs.readFile(file, 'utf8'), file));
+      let text: string;
+      try {
+        text = await fs.readFile(file, 'utf8');
+      } catch (e) {
+        // archived (journal → history) between readdir and here: that transaction has just finished
+        if ((e as NodeJS.ErrnoException).code === 'ENOENT') continue;
+        throw e;
+      }
+      records.push(parseJournalRecord(text, file));
     }
     return records.sort((a, b) => (a.createdAt < b.createdAt ? -1 : a.createdAt > b.createdAt ? 1 : 0));
   }

@@ -44,7 +44,9 @@ function toWire(v) {
 
 const write = (obj) => process.stdout.write(JSON.stringify(obj) + '\n');
 
-const bus = dbus.sessionBus({ busAddress: process.argv[2] });
+// unix:socket= makes dbus-next use net.Socket instead of usocket, which cuts messages larger than the socket buffer
+// short (see src/dbus/connect.ts).
+const bus = dbus.sessionBus({ busAddress: process.argv[2].replace(/^unix:path=/, 'unix:socket=') });
 bus.on('error', (e) => {
   process.stderr.write(`client-agent: bus error: ${e && e.message ? e.message : String(e)}\n`);
   process.exit(3);

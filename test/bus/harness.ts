@@ -18,8 +18,13 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as readline from 'node:readline';
 import * as dbus from 'dbus-next';
+import { netSocketAddress } from '../../src/dbus/connect';
 
-export const REPO = path.resolve(__dirname, '../..');
+/** The repository root, from test/bus (jest) or dist/test/bus (compiled, e.g. bench/api). */
+export const REPO = ((): string => {
+  const up = path.resolve(__dirname, '../..');
+  return path.basename(up) === 'dist' && fs.existsSync(path.join(up, '..', 'package.json')) ? path.dirname(up) : up;
+})();
 export const SYSTEM_CONF = '/usr/share/dbus-1/system.conf';
 export const SYSTEM_D = '/usr/share/dbus-1/system.d';
 export const POLKITD = '/usr/lib/polkit-1/polkitd';
@@ -35,7 +40,7 @@ export const NOBODY_GID = 65534;
 export const ACTION_PREFIX = 'org.ovirt.node.layers.';
 
 const TAG = 'imgbased-test';
-const CLIENT_AGENT = path.join(__dirname, 'client-agent.js');
+const CLIENT_AGENT = path.join(REPO, 'test/bus/client-agent.js');
 const BASE_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
 export type Caller = 'root' | 'nobody' | 'granted';
@@ -499,7 +504,7 @@ export class PrivateBus {
 
   /** An in-process dbus-next connection as root (closed in stop()). */
   connect(): dbus.MessageBus {
-    const conn = dbus.sessionBus({ busAddress: this.address });
+    const conn = dbus.sessionBus({ busAddress: netSocketAddress(this.address) });
     this.connections.push(conn);
     return conn;
   }

@@ -4,6 +4,7 @@
  */
 import * as dbus from 'dbus-next';
 import { BUS_NAME, LAYERS_IFACE, MANAGER_PATH, TRANSACTION_IFACE } from '../../dbus/api';
+import { connectSystemBus } from '../../dbus/connect';
 
 /** nodectl's documented exit codes. */
 export const EXIT = { ok: 0, failed: 1, usage: 2, notAuthorized: 3, busy: 4, checkProblems: 5, cancelled: 130 } as const;
@@ -56,7 +57,8 @@ export class NodeClient {
   private constructor(readonly bus: dbus.MessageBus) {}
 
   static connect(): NodeClient {
-    return new NodeClient(dbus.systemBus());
+    // Not dbus.systemBus(): its optional usocket transport truncates large writes (see src/dbus/connect.ts).
+    return new NodeClient(connectSystemBus());
   }
 
   close(): void {
