@@ -34,6 +34,7 @@ export function privateBusConfig(systemConf: string, socketPath: string, policyD
   for (const must of ['<type>system</type>', '<deny own="*"/>', '<deny send_type="method_call"/>', `unix:path=${socketPath}`]) {
     if (!conf.includes(must)) throw new FailedError(`private bus config lacks ${must} (did ${SYSTEM_CONF} change?)`);
   }
+  if (/<user>|<fork|<pidfile>|<syslog/.test(conf)) throw new FailedError('private bus config still has daemon-only settings');
   return conf;
 }
 

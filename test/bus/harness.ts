@@ -18,6 +18,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as readline from 'node:readline';
 import * as dbus from 'dbus-next';
+import { privateBusConfig } from '../../src/sandbox/private-bus';
 import { netSocketAddress } from '../../src/dbus/connect';
 
 /** The repository root, from test/bus (jest) or dist/test/bus (compiled, e.g. bench/api). */
@@ -207,29 +208,7 @@ export async function ensureGrantedUser(): Promise<UserIds> {
   throw new Error(`could not create ${GRANTED_USER} in group ${GRANTED_GROUP}`);
 }
 
-/** The bus configuration: system.conf with the daemon-only parts dropped and our socket and policy dirs. */
-export function privateBusConfig(systemConf: string, socketPath: string, policyDirs: readonly string[]): string {
-  let conf = systemConf
-    .replace(/<user>[^<]*<\/user>/g, '')
-    .replace(/<fork\s*\/>/g, '')
-    .replace(/<pidfile>[^<]*<\/pidfile>/g, '')
-    .replace(/<syslog\s*\/>/g, '')
-    .replace(/<keep_umask\s*\/>/g, '')
-    // no activation on a private bus: services are started by the tests themselves
-    .replace(/<standard_system_servicedirs\s*\/>/g, '')
-    .replace(/<servicehelper>[^<]*<\/servicehelper>/g, '')
-    .replace(/<servicedir>[^<]*<\/servicedir>/g, '')
-    .replace(/<listen>[^<]*<\/listen>/g, `<listen>unix:path=${socketPath}</listen>`)
-    // relative includes (system.d, contexts/…) would resolve next to the copy; /etc ones are the host admin's
-    .replace(/<include(?:dir)?\b[^>]*>[^<]*<\/include(?:dir)?>/g, '');
-  const includes = policyDirs.map((d) => `  <includedir>${d}</includedir>\n`).join('');
-  conf = conf.replace(/<\/busconfig>\s*$/, `${includes}</busconfig>\n`);
-  for (const must of ['<type>system</type>', '<deny own="*"/>', '<deny send_type="method_call"/>', `unix:path=${socketPath}`]) {
-    if (!conf.includes(must)) throw new Error(`private bus config lacks ${must} (did ${SYSTEM_CONF} change?)`);
-  }
-  if (/<user>|<fork|<pidfile>|<syslog/.test(conf)) throw new Error('private bus config still has daemon-only settings');
-  return conf;
-}
+export { privateBusConfig };
 
 /** A JS polkit rule granting every project action to members of GRANTED_GROUP. */
 export function grantRuleSource(): string {
