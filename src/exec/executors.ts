@@ -95,9 +95,18 @@ export function executors(): ExecutorMap<Step, Services> {
       undo: async () => undefined,
     },
     'tag-init': {
-      do: (a, ctx) => ctx.services.backend.addTags(a.name, [TAG.init]),
+      // imgbased layout --init: the installed root is tagged imgbased:init and protected (read-only, activation skip,
+      // inactive) like a base; its snapshot becomes the first base.
+      do: async (a, ctx) => {
+        const { backend } = ctx.services;
+        await backend.addTags(a.name, [TAG.init]);
+        await backend.protect(a.name);
+      },
       undo: async (a, ctx) => {
-        if (await ctx.services.backend.get(a.name)) await ctx.services.backend.removeTags(a.name, [TAG.init]);
+        const { backend } = ctx.services;
+        if (!(await backend.get(a.name))) return;
+        await backend.unprotect(a.name);
+        await backend.removeTags(a.name, [TAG.init]);
       },
     },
     'snapshot-base': {

@@ -507,10 +507,15 @@ export class LvmBackend implements StorageBackend {
       throw new InvalidArgumentError(`volume size must be a positive number of bytes, got ${sizeBytes}`);
     }
     const lv = await this.mustRecord(name);
-    if (lv.sizeBytes >= sizeBytes) return;
-    if (lv.attr.readOnly) throw new InvalidArgumentError(`volume ${this.lvPath(name)} is read-only (protected)`);
-    await this.checkSpace(name, sizeBytes - lv.sizeBytes);
-    await run(['lvextend', '--size', `${sectors(sizeBytes)}b`, this.lvPath(name)]);
+    if (lv.sizeBytes < sizeBytes) {
+      if (lv.attr.readOnly) throw new InvalidArgumentError(`volume ${this.lvPath(name)} is read-only (protected)`);
+      await this.checkSpace(name, sizeBytes - lv.sizeBytes);
+      await run(['lvextend', '--size', `${sectors(sizeBytes)}b`, this.lvPath(name)]);
+    } else if (lv.attr.readOnly) {
+      return;
+    }
+    // The filesystem always grows to the whole volume, also when the volume was big enough already: a block-copied
+    // image is smaller than the volume it was written to (and lvcreate rounds sizes up to whole extents).
     await this.withActive(name, async (dev) => {
       const type = await this.probe(dev, 'TYPE');
       const mounted = await this.mountedAt(name);
@@ -536,19 +541,29 @@ export class LvmBackend implements StorageBackend {
     });
   }
 
+  /** Every mountpoint of the volume (findmnt order), empty when it is not mounted. */
+  private async mountTargets(name: string): Promise<string[]> {
+    const r = await run(['findmnt', '-rn', '-o', 'TARGET', '--source', this.blockDevice(name)], { okCodes: [0, 1] });
+    if (r.code !== 0) return [];
+    return r.stdout.split('\n').map((l) => l.trim()).filter((l) => l !== '').map(unescapeMount);
+  }
+
   /** Where the volume is mounted (first target), null when it is not. */
   private async mountedAt(name: string): Promise<string | null> {
-    const r = await run(['findmnt', '-rn', '-o', 'TARGET', '--source', this.blockDevice(name)], { okCodes: [0, 1] });
-    const first = r.stdout.split('\n')[0]?.trim() ?? '';
-    return r.code === 0 && first !== '' ? unescapeMount(first) : null;
+    return (await this.mountTargets(name))[0] ?? null;
   }
 
   async mount(name: string, opts: MountOptions = {}): Promise<string> {
     const lv = await this.mustRecord(name);
     const dir = this.mountPoint(name);
-    const current = await this.mountedAt(name);
-    if (current === dir) return dir;
-    if (current !== null) throw new InvalidArgumentError(`volume ${this.lvPath(name)} is already mounted at ${current}`);
+    const targets = await this.mountTargets(name);
+    if (targets.includes(dir)) return dir;
+    // The running layer is mounted read-write at / while an upgrade reads its /etc: a read-only view next to it is
+    // fine; a second read-write mount is not something imgbased does.
+    const elsewhere = targets[0] ?? null;
+    if (elsewhere !== null && opts.readOnly !== true) {
+      throw new InvalidArgumentError(`volume ${this.lvPath(name)} is already mounted at ${elsewhere}`);
+    }
     if (lv.attr.readOnly && opts.readOnly !== true) {
       throw new InvalidArgumentError(`volume ${this.lvPath(name)} is read-only (protected) and cannot be mounted read-write`);
     }
@@ -564,7 +579,25 @@ export class LvmBackend implements StorageBackend {
     if (type === 'xfs') options.push('nouuid');
     await mkdir(dir, { recursive: true });
     try {
-      await run(['mount', '-t', type, '-o', options.join(','), dev, dir]);
+      if (elsewhere === null) {
+        await run(['mount', '-t', type, '-o', options.join(','), dev, dir]);
+      } else {
+        // Mounted elsewhere: the kernel shares that superblock and refuses to change its read-only state (EBUSY),
+        // so a read-only mount of a read-write mounted volume is a mount of the same superblock made read-only
+        // per mount point.
+        try {
+          await run(['mount', '-t', type, '-o', options.join(','), dev, dir]);
+        } catch (e) {
+          if (!(e instanceof ToolError)) throw e;
+          await run(['mount', '-t', type, '-o', ['rw', ...options.slice(1)].join(','), dev, dir]);
+          try {
+            await run(['mount', '-o', 'remount,bind,ro', dir]);
+          } catch (e2) {
+            await run(['umount', dir]).catch(() => undefined);
+            throw e2;
+          }
+        }
+      }
     } catch (e) {
       await this.releaseMount(name, dir);
       throw e;
@@ -572,10 +605,10 @@ export class LvmBackend implements StorageBackend {
     return dir;
   }
 
+  /** Unmount the volume from OUR mountpoint; a mount made by someone else (the running layer at /) stays. */
   async unmount(name: string): Promise<void> {
     const dir = this.mountPoint(name);
-    const current = await this.mountedAt(name);
-    if (current !== null) await run(['umount', current]);
+    if ((await this.mountTargets(name)).includes(dir)) await run(['umount', dir]);
     await this.releaseMount(name, dir);
   }
 
