@@ -18,6 +18,7 @@ import type { ChildProcessWithoutNullStreams } from 'node:child_process';
 import { LAYERS_PROPERTIES, TRANSACTION_PROPERTIES } from '../../src/dbus/api';
 import { createSandbox } from '../../src/sandbox/sysroot';
 import type { Caller, CallResult, RemoteClient } from './harness';
+import { ok, unwrap, v } from './wire';
 import { eventually, PrivateBus, REPO } from './harness';
 import { imageSet, NVR, snapshotHost, tempDir } from '../helpers/host';
 import type { ImageSet } from '../helpers/host';
@@ -27,23 +28,8 @@ const NODE = { destination: 'org.ovirt.Node', path: '/org/ovirt/Node' };
 const LAYERS = { ...NODE, interface: 'org.ovirt.Node.Layers' };
 const TX_IFACE = 'org.ovirt.Node.Transaction';
 const NOT_AUTHORIZED = 'org.ovirt.Node.Error.NotAuthorized';
-const v = (sig: string, value: unknown): { $v: [string, unknown] } => ({ $v: [sig, value] });
 
-function ok(r: CallResult): unknown[] {
-  if (!r.ok) throw new Error(`call failed: ${r.name}: ${r.message}`);
-  return r.body;
-}
 
-function unwrap(x: unknown): unknown {
-  if (Array.isArray(x)) return x.map(unwrap);
-  if (x !== null && typeof x === 'object') {
-    const o = x as Record<string, unknown>;
-    if (Array.isArray(o['$v'])) return unwrap((o['$v'] as unknown[])[1]);
-    if (typeof o['$n'] === 'string') return Number(o['$n']);
-    return Object.fromEntries(Object.entries(o).map(([k, y]) => [k, unwrap(y)]));
-  }
-  return x;
-}
 
 /** A node script that sends one method call and disconnects at once, without waiting for the reply. */
 const VANISH = `

@@ -14,6 +14,7 @@ import * as path from 'node:path';
 import type { ChildProcessWithoutNullStreams } from 'node:child_process';
 import { createSandbox } from '../../src/sandbox/sysroot';
 import type { CallResult, RemoteClient } from './harness';
+import { ok, unwrap } from './wire';
 import { eventually, PrivateBus } from './harness';
 import { NotifyListener } from './notify-listener';
 import { imageSet, NVR, snapshotHost, tempDir } from '../helpers/host';
@@ -25,21 +26,7 @@ const NODE = { destination: 'org.ovirt.Node', path: '/org/ovirt/Node' };
 const LAYERS = { ...NODE, interface: 'org.ovirt.Node.Layers' };
 const WATCHDOG_MS = 400;
 
-function ok(r: CallResult): unknown[] {
-  if (!r.ok) throw new Error(`call failed: ${r.name}: ${r.message}`);
-  return r.body;
-}
 
-function unwrap(x: unknown): unknown {
-  if (Array.isArray(x)) return x.map(unwrap);
-  if (x !== null && typeof x === 'object') {
-    const o = x as Record<string, unknown>;
-    if (Array.isArray(o['$v'])) return unwrap((o['$v'] as unknown[])[1]);
-    if (typeof o['$n'] === 'string') return Number(o['$n']);
-    return Object.fromEntries(Object.entries(o).map(([k, y]) => [k, unwrap(y)]));
-  }
-  return x;
-}
 
 describe('imgbased daemon under a NOTIFY_SOCKET with a watchdog', () => {
   let dir: string;

@@ -8,6 +8,7 @@ import * as path from 'node:path';
 import type { ChildProcessWithoutNullStreams } from 'node:child_process';
 import { createSandbox } from '../../src/sandbox/sysroot';
 import type { CallResult, RemoteClient, SignalRecord } from './harness';
+import { ok, unwrap, v } from './wire';
 import { eventually, PrivateBus } from './harness';
 import { parseIntrospectionXml } from '../dbus/introspection-xml';
 import { imageSet, NVR, snapshotHost, tempDir, V2_CHANGES } from '../helpers/host';
@@ -18,24 +19,8 @@ const DAEMON = path.join(REPO, 'dist/src/daemon/main.js');
 const NODE = { destination: 'org.ovirt.Node', path: '/org/ovirt/Node' };
 const LAYERS = { ...NODE, interface: 'org.ovirt.Node.Layers' };
 
-/** A variant on the wire of the harness client: {$v: [signature, value]}. */
-const v = (sig: string, value: unknown): { $v: [string, unknown] } => ({ $v: [sig, value] });
 
-function unwrap(x: unknown): unknown {
-  if (Array.isArray(x)) return x.map(unwrap);
-  if (x !== null && typeof x === 'object') {
-    const o = x as Record<string, unknown>;
-    if (Array.isArray(o['$v'])) return unwrap((o['$v'] as unknown[])[1]);
-    if (typeof o['$n'] === 'string') return Number(o['$n']);
-    return Object.fromEntries(Object.entries(o).map(([k, y]) => [k, unwrap(y)]));
-  }
-  return x;
-}
 
-function ok(r: CallResult): unknown[] {
-  if (!r.ok) throw new Error(`call failed: ${r.name}: ${r.message}`);
-  return r.body;
-}
 
 describe('imgbased daemon on a private system bus with polkit', () => {
   let dir: string;

@@ -4,7 +4,6 @@
  */
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import { GRUBENV_SIZE } from '../../src/boot/grubenv';
 import type { Engine } from '../../src/engine';
 import { CancelledError, InvalidArgumentError } from '../../src/errors';
 import { bootSandbox, createSandbox } from '../../src/sandbox/sysroot';
@@ -12,29 +11,11 @@ import { DirBackend } from '../../src/storage/dir';
 import { TAG } from '../../src/storage/backend';
 import { run } from '../../src/system/run';
 import type { ImageSet } from '../helpers/host';
+import { entryText, grubenvBlock, KVER } from '../helpers/boot-text';
 import { imageSet, NVR, snapshotHost, tempDir, V2_CHANGES } from '../helpers/host';
 
-const KVER = '5.14.0-503.el9.x86_64';
 
-function grubenvBlock(saved: string): string {
-  const head = `# GRUB Environment Block\nsaved_entry=${saved}\n`;
-  return head + '#'.repeat(GRUBENV_SIZE - head.length);
-}
 
-function entryText(nvr: string): string {
-  const layer = `${nvr}+1`;
-  return [
-    `title ${nvr} (${KVER})`,
-    `version ${KVER}`,
-    `linux /${layer}/vmlinuz-${KVER}`,
-    `initrd /${layer}/initramfs-${KVER}.img`,
-    `options root=/dev/onn/${layer} ro crashkernel=auto rd.lvm.lv=onn/${layer} rootflags=discard img.bootid=${layer} quiet`,
-    'grub_users $grub_users',
-    'grub_arg --unrestricted',
-    'grub_class kernel',
-    '',
-  ].join('\n');
-}
 
 describe('engine lifecycle on the dir backend', () => {
   let dir: string;

@@ -10,7 +10,6 @@ import { execFile, execFileSync } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
-import { GRUBENV_SIZE } from '../../src/boot/grubenv';
 import { Engine } from '../../src/engine';
 import { NoSpaceError } from '../../src/errors';
 import { openImage } from '../../src/image/inspect';
@@ -23,6 +22,7 @@ import { isInternalLv, LV_FIELDS, parseLvsReport, REPORT_ARGS } from '../../src/
 import { run } from '../../src/system/run';
 import type { ImageSet } from '../helpers/host';
 import { imageSet, NVR, V2_CHANGES } from '../helpers/host';
+import { entryText, grubenvBlock, KVER } from '../helpers/boot-text';
 import { GiB, MiB, lvRecord, makeVg, sh, type VgFixture } from './lvm-fixture';
 
 const pexec = promisify(execFile);
@@ -32,30 +32,11 @@ const POOL = 'pool00';
 const ROOT_BYTES = 256 * MiB;
 const V4 = 'ovirt-node-ng-4.5.7-0.20250901.0';
 const V5 = 'ovirt-node-ng-4.5.8-0.20251201.0';
-const KVER = DEFAULT_KERNEL_VERSION;
 const CMDLINE = 'root=/dev/onn/root ro rd.lvm.lv=onn/root crashkernel=auto quiet\n';
 /** IMGBASED_VM_CRASH=full: every apply boundary (17) plus one finalize boundary; default: 5 + 1 (see below). */
 const FULL_MATRIX = process.env['IMGBASED_VM_CRASH'] === 'full';
 
-function grubenvBlock(saved: string): string {
-  const head = `# GRUB Environment Block\nsaved_entry=${saved}\n`;
-  return head + '#'.repeat(GRUBENV_SIZE - head.length);
-}
 
-function entryText(nvr: string): string {
-  const layer = `${nvr}+1`;
-  return [
-    `title ${nvr} (${KVER})`,
-    `version ${KVER}`,
-    `linux /${layer}/vmlinuz-${KVER}`,
-    `initrd /${layer}/initramfs-${KVER}.img`,
-    `options root=/dev/${VG}/${layer} ro crashkernel=auto rd.lvm.lv=${VG}/${layer} rootflags=discard img.bootid=${layer} quiet`,
-    'grub_users $grub_users',
-    'grub_arg --unrestricted',
-    'grub_class kernel',
-    '',
-  ].join('\n');
-}
 
 interface LvState {
   attr: string;
