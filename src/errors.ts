@@ -14,6 +14,7 @@ export type ErrorCode =
   | 'VerificationFailed'
   | 'NotNewer'
   | 'Cancelled'
+  | 'VMsRunning'
   | 'ToolFailed'
   | 'Failed';
 
@@ -28,6 +29,7 @@ const DBUS_NAME: Record<ErrorCode, string> = {
   VerificationFailed: 'VerificationFailed',
   NotNewer: 'NotNewer',
   Cancelled: 'Cancelled',
+  VMsRunning: 'VMsRunning',
   ToolFailed: 'Failed',
   Failed: 'Failed',
 };
@@ -106,6 +108,13 @@ export class NotNewerError extends ImgbasedError {
 export class CancelledError extends ImgbasedError {
   constructor(message = 'The transaction was cancelled', opts?: ErrorOptions) {
     super('Cancelled', message, opts);
+  }
+}
+
+/** A reboot was refused: virtual machines run on this host, or libvirt cannot tell whether they do. */
+export class VMsRunningError extends ImgbasedError {
+  constructor(message: string, opts?: ErrorOptions) {
+    super('VMsRunning', message, opts);
   }
 }
 

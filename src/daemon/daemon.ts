@@ -200,6 +200,12 @@ export class Daemon implements ManagerBackend {
       Health: health.status,
       ActiveTransaction: active ? transactionPath(active.snapshot.id) : '/',
       AutomaticUpdatePolicy: await this.policy(),
+      MaintenanceWindow: '',
+      UpdateAvailable: false,
+      AvailableVersion: '',
+      VirtualMachines: {
+        available: new Variant('b', false), running: new Variant('as', []), message: new Variant('s', 'not checked yet'),
+      },
       LastTransaction: last ? historyDict(last, false) : {},
     };
   }

@@ -33,6 +33,7 @@ export const ERROR_NAMES = {
   VerificationFailed: 'org.ovirt.Node.Error.VerificationFailed',
   NotNewer: 'org.ovirt.Node.Error.NotNewer',
   Cancelled: 'org.ovirt.Node.Error.Cancelled',
+  VMsRunning: 'org.ovirt.Node.Error.VMsRunning',
   Failed: 'org.ovirt.Node.Error.Failed',
 } as const;
 export type ErrorShortName = keyof typeof ERROR_NAMES;
@@ -104,7 +105,7 @@ export const LAYERS_METHODS = {
     inSignature: 'sa{sv}',
     outSignature: 'o',
     polkit: POLKIT_ACTIONS.rollback,
-    errors: ['InvalidArgument', 'NotAuthorized', 'Busy', 'NotFound'],
+    errors: ['InvalidArgument', 'NotAuthorized', 'Busy', 'NotFound', 'VMsRunning'],
   },
   Cleanup: {
     in: [a('options', 'a{sv}')],
@@ -175,6 +176,10 @@ export const LAYERS_PROPERTIES = {
   Health: ro('s', true),
   ActiveTransaction: ro('o', true),
   AutomaticUpdatePolicy: ro('s', true),
+  MaintenanceWindow: ro('s'),
+  UpdateAvailable: ro('b', true),
+  AvailableVersion: ro('s', true),
+  VirtualMachines: ro('a{sv}', true),
   LastTransaction: ro('a{sv}', true),
 } as const satisfies Record<string, PropertySpec>;
 export type LayersProperty = keyof typeof LAYERS_PROPERTIES;

@@ -26,6 +26,10 @@ export interface ManagerView {
   readonly Health: string;
   readonly ActiveTransaction: string;
   readonly AutomaticUpdatePolicy: string;
+  readonly MaintenanceWindow: string;
+  readonly UpdateAvailable: boolean;
+  readonly AvailableVersion: string;
+  readonly VirtualMachines: Dict;
   readonly LastTransaction: Dict;
 }
 
@@ -72,6 +76,10 @@ export class LayersObject extends Interface {
   get Health(): string { return this.view.Health; }
   get ActiveTransaction(): string { return this.view.ActiveTransaction; }
   get AutomaticUpdatePolicy(): string { return this.view.AutomaticUpdatePolicy; }
+  get MaintenanceWindow(): string { return this.view.MaintenanceWindow; }
+  get UpdateAvailable(): boolean { return this.view.UpdateAvailable; }
+  get AvailableVersion(): string { return this.view.AvailableVersion; }
+  get VirtualMachines(): Dict { return this.view.VirtualMachines; }
   get LastTransaction(): Dict { return this.view.LastTransaction; }
 
   Upgrade(image: string, options: unknown, msg: unknown): Promise<string> {

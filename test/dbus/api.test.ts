@@ -154,7 +154,7 @@ describe('src/errors.ts ⇔ api.ts', () => {
     // Record<ErrorCode, …>: a new ErrorCode that is not listed here does not compile.
     const codes: Record<ErrorCode, true> = {
       InvalidArgument: true, InvalidName: true, NotAuthorized: true, Busy: true, NotFound: true, NoSpace: true,
-      VerificationFailed: true, NotNewer: true, Cancelled: true, ToolFailed: true, Failed: true,
+      VerificationFailed: true, NotNewer: true, Cancelled: true, VMsRunning: true, ToolFailed: true, Failed: true,
     };
     const declared: readonly string[] = Object.values(ERROR_NAMES);
     for (const code of Object.keys(codes) as ErrorCode[]) {
