@@ -178,6 +178,11 @@ export class Engine {
     return this.journal.history(limit);
   }
 
+  /** Record a warning on a finished transaction (shown in its history). */
+  addWarning(id: string, warning: string): Promise<void> {
+    return this.journal.addWarning(id, warning);
+  }
+
   // ---- transactions -----------------------------------------------------------------------------------------
 
   private runner(image: OpenedImage | null): TransactionRunner<Step, Services> {

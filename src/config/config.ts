@@ -13,8 +13,15 @@
  *   KeepBases=2
  *   WriteMethod=auto       # auto | tree | blocks
  *   MetadataMarginMiB=64
+ *   AutomaticUpdatePolicy=none   # none | check | stage | apply (SetAutomaticUpdatePolicy overrides it, in the state dir)
+ *   MaintenanceWindow=           # when automatic stage/apply may start, e.g. "Sat,Sun 02:00-05:00"; empty = any time
+ *   LibvirtURI=qemu:///system    # where the running-VMs guard asks libvirt
  */
 import { promises as fs } from 'node:fs';
+import type { MaintenanceWindow } from '../automatic/window';
+import { ANY_TIME, parseMaintenanceWindow } from '../automatic/window';
+import type { AutomaticUpdatePolicy } from '../dbus/api';
+import { AUTOMATIC_UPDATE_POLICIES } from '../dbus/api';
 import { InvalidArgumentError } from '../errors';
 
 export type WriteMethod = 'auto' | 'tree' | 'blocks';
@@ -29,6 +36,9 @@ export interface Config {
   readonly keepBases: number;
   readonly writeMethod: WriteMethod;
   readonly metadataMarginBytes: number;
+  readonly automaticUpdatePolicy: AutomaticUpdatePolicy;
+  readonly maintenanceWindow: MaintenanceWindow;
+  readonly libvirtUri: string;
 }
 
 export const DEFAULT_CONFIG: Config = {
@@ -41,6 +51,9 @@ export const DEFAULT_CONFIG: Config = {
   keepBases: 2,
   writeMethod: 'auto',
   metadataMarginBytes: 64 * 1024 * 1024,
+  automaticUpdatePolicy: 'none',
+  maintenanceWindow: ANY_TIME,
+  libvirtUri: 'qemu:///system',
 };
 
 type Setter = (c: Mutable<Config>, value: string, where: string) => void;
@@ -98,6 +111,22 @@ const KEYS: Record<string, Record<string, Setter>> = {
     },
     MetadataMarginMiB: (c, v, w) => {
       c.metadataMarginBytes = int(v, w, 0, 1 << 20) * 1024 * 1024;
+    },
+    AutomaticUpdatePolicy: (c, v, w) => {
+      const policy = AUTOMATIC_UPDATE_POLICIES.find((p) => p === v);
+      if (!policy) throw new InvalidArgumentError(`${w}: AutomaticUpdatePolicy must be one of ${AUTOMATIC_UPDATE_POLICIES.join(', ')}, got "${v}"`);
+      c.automaticUpdatePolicy = policy;
+    },
+    MaintenanceWindow: (c, v, w) => {
+      try {
+        c.maintenanceWindow = parseMaintenanceWindow(v);
+      } catch (e) {
+        throw new InvalidArgumentError(`${w}: ${e instanceof Error ? e.message : String(e)}`);
+      }
+    },
+    LibvirtURI: (c, v, w) => {
+      if (!/^[a-z][a-z0-9+.-]*:\/\//.test(v)) throw new InvalidArgumentError(`${w}: LibvirtURI must be a libvirt URI like qemu:///system, got "${v}"`);
+      c.libvirtUri = v;
     },
   },
 };

@@ -6,11 +6,17 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import type { MessageBus } from 'dbus-next';
 import { Variant } from 'dbus-next';
+import { decideReboot, decideTrigger } from '../automatic/policy';
+import { insideWindow } from '../automatic/window';
 import { evaluateHealth } from '../check/health';
 import { gatherFacts } from '../check/facts';
 import type { Engine } from '../engine';
 import { newTransactionId } from '../engine';
 import { BusyError, InvalidArgumentError } from '../errors';
+import type { Rebooter } from '../system/reboot';
+import type { Outcome } from '../transaction/runner';
+import type { VmGuard, VmReport } from '../virt/guard';
+import { assertRebootAllowed } from '../virt/guard';
 import { openImage } from '../image/inspect';
 import type { Logger } from '../log';
 import { compareNvr, parseNvr } from '../model/names';
@@ -96,6 +102,27 @@ export interface DaemonOptions {
   version: string;
   /** Export org.ovirt.Node.Sandbox (Reboot) — sandbox mode only. */
   sandbox?: boolean;
+  /** The running-VMs guard (libvirt). */
+  vmGuard: VmGuard;
+  /** How the host is rebooted (logind; in sandbox mode the sandbox's simulated reboot). */
+  rebooter: Rebooter;
+  /** How often VirtualMachines is refreshed (ms; default 30 s). */
+  vmPollMs?: number;
+  /** The clock the maintenance window is judged by (tests). */
+  now?: () => Date;
+}
+
+/** Poll libvirt this often for the VirtualMachines property. */
+const VM_POLL_MS = 30_000;
+/** Check() reuses a VM report younger than this; reboot decisions always ask afresh. */
+const CHECK_VM_MAX_AGE_MS = 5_000;
+
+function vmDict(r: VmReport): Dict {
+  return {
+    available: new Variant('b', r.available),
+    running: new Variant('as', [...r.running]),
+    message: new Variant('s', r.available ? '' : r.message),
+  };
 }
 
 export class Daemon implements ManagerBackend {
@@ -110,6 +137,14 @@ export class Daemon implements ManagerBackend {
   private readonly exported: TransactionObject[] = [];
   private refreshing: Promise<void> = Promise.resolve();
   private stoppingSince = 0;
+  private readonly vmGuard: VmGuard;
+  private readonly rebooter: Rebooter;
+  private readonly now: () => Date;
+  private vms: VmReport = { available: false, running: [], message: 'not checked yet', checkedAt: 0 };
+  private vmTimer: NodeJS.Timeout | null = null;
+  private readonly vmPollMs: number;
+  /** The last update check's finding (UpdateAvailable / AvailableVersion). */
+  private available: string | null = null;
 
   constructor(opts: DaemonOptions) {
     this.engine = opts.engine;
@@ -118,6 +153,10 @@ export class Daemon implements ManagerBackend {
     this.log = opts.log;
     this.version = opts.version;
     this.sandbox = opts.sandbox ?? false;
+    this.vmGuard = opts.vmGuard;
+    this.rebooter = opts.rebooter;
+    this.now = opts.now ?? (() => new Date());
+    this.vmPollMs = opts.vmPollMs ?? VM_POLL_MS;
     // Properties are refreshed before a job's Finished is sent, so a client reacting to it reads the new state.
     this.scheduler = new Scheduler(() => newTransactionId(), this.log, { settle: () => this.refreshSoon() });
     this.scheduler.on('changed', () => this.refreshSoon());
@@ -127,6 +166,7 @@ export class Daemon implements ManagerBackend {
   async export(): Promise<void> {
     installPeerGuard(this.bus);
     installMessageHook(this.bus, MANAGER_PATH, SIGNATURES);
+    await this.pollVms(false);
     this.manager = new LayersObject(await this.buildView(), this, this.log);
     this.bus.export(MANAGER_PATH, this.manager);
     if (this.sandbox) this.bus.export(MANAGER_PATH, new SandboxObject((call) => this.reboot(call), this.log));
@@ -143,20 +183,68 @@ export class Daemon implements ManagerBackend {
     return layer;
   }
 
+  // ---- virtual machines -------------------------------------------------------------------------------------
+
+  /** Ask libvirt now; refresh the properties when the answer changed. */
+  async pollVms(refresh = true): Promise<VmReport> {
+    const before = JSON.stringify([this.vms.available, this.vms.running, this.vms.message]);
+    this.vms = await this.vmGuard.report();
+    if (refresh && JSON.stringify([this.vms.available, this.vms.running, this.vms.message]) !== before) await this.refreshSoon();
+    return this.vms;
+  }
+
+  /** Keep VirtualMachines current (libvirt has no events in our binding: poll). */
+  startVmPolling(): void {
+    if (this.vmTimer) return;
+    this.vmTimer = setInterval(() => {
+      void this.pollVms().catch((e: unknown) => this.log.warn(`polling libvirt failed: ${String(e)}`));
+    }, this.vmPollMs);
+    this.vmTimer.unref();
+  }
+
+  /**
+   * After a successful transaction that asked for a reboot: reboot if allowed now (fresh VM report, inhibitors),
+   * else leave a warning on the transaction saying why. Runs inside the job, before Finished is sent.
+   */
+  private async rebootAfter(outcome: Outcome, what: string): Promise<Outcome> {
+    if (outcome.record.state !== 'succeeded') return outcome;
+    const id = outcome.record.id;
+    let warning: string | null = null;
+    try {
+      const inhibitors = await this.rebooter.blockingInhibitors();
+      const d = decideReboot(await this.pollVms(), inhibitors);
+      if (d.reboot) {
+        this.log.warn(`rebooting to ${what} (transaction ${id})`, { transaction: id });
+        await this.rebooter.reboot();
+      } else {
+        warning = `${what}: ${d.why}`;
+      }
+    } catch (e) {
+      warning = `${what}: the reboot failed: ${e instanceof Error ? e.message : String(e)}`;
+    }
+    if (warning === null) return outcome;
+    this.log.warn(warning, { transaction: id });
+    await this.engine.addWarning(id, warning);
+    return { ...outcome, record: { ...outcome.record, warnings: [...outcome.record.warnings, warning] } };
+  }
+
   // ---- properties -------------------------------------------------------------------------------------------
 
   private get policyFile(): string {
     return path.join(this.engine.paths.stateDir, 'automatic-update-policy');
   }
 
+  /** SetAutomaticUpdatePolicy's choice (state dir) if one was made, else AutomaticUpdatePolicy= from the config. */
   async policy(): Promise<UpdatePolicy> {
     try {
       const text = (await fs.readFile(this.policyFile, 'utf8')).trim();
-      return (POLICIES as readonly string[]).includes(text) ? (text as UpdatePolicy) : 'none';
+      const set = POLICIES.find((p) => p === text);
+      if (set) return set;
+      this.log.warn(`ignoring ${this.policyFile}: "${text}" is not a policy`);
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return 'none';
-      throw e;
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
     }
+    return this.engine.config.automaticUpdatePolicy;
   }
 
   async buildView(): Promise<ManagerView> {
@@ -200,12 +288,10 @@ export class Daemon implements ManagerBackend {
       Health: health.status,
       ActiveTransaction: active ? transactionPath(active.snapshot.id) : '/',
       AutomaticUpdatePolicy: await this.policy(),
-      MaintenanceWindow: '',
-      UpdateAvailable: false,
-      AvailableVersion: '',
-      VirtualMachines: {
-        available: new Variant('b', false), running: new Variant('as', []), message: new Variant('s', 'not checked yet'),
-      },
+      MaintenanceWindow: this.engine.config.maintenanceWindow.text,
+      UpdateAvailable: this.available !== null,
+      AvailableVersion: this.available ?? '',
+      VirtualMachines: vmDict(this.vms),
       LastTransaction: last ? historyDict(last, false) : {},
     };
   }
@@ -256,8 +342,8 @@ export class Daemon implements ManagerBackend {
     if (this.stopping) throw new BusyError('imgbased is stopping; try again once it is back', { hint: 'the service restarts it' });
   }
 
-  private async start(kind: TransactionKind, call: CallContext, wait: boolean, work: JobWork): Promise<string> {
-    const initiator = await this.initiator(call);
+  private async start(kind: TransactionKind, call: CallContext, wait: boolean, work: JobWork, initiatorPrefix = ''): Promise<string> {
+    const initiator = initiatorPrefix + (await this.initiator(call));
     this.refuseWhenStopping();
     const job = this.scheduler.submit(kind, initiator, wait, work);
     this.exportJob(job);
@@ -306,11 +392,16 @@ export class Daemon implements ManagerBackend {
   }
 
   async rollback(call: CallContext, layer: string, options: unknown): Promise<string> {
-    const o = parseOptions(options, { wait: 'b' }, 'Rollback');
+    const o = parseOptions(options, { wait: 'b', reboot: 'b' }, 'Rollback');
     bounded('Rollback', 'layer', layer, MAX_NAME_BYTES);
     await this.authorizer.check(call.sender, POLKIT_ACTIONS.rollback);
-    return this.start('rollback', call, o.wait ?? false, ({ id, signal, onProgress }) =>
-      this.engine.rollback(layer === '' ? null : layer, { id, signal, onProgress, initiator: call.sender }));
+    const reboot = o.reboot ?? false;
+    // Refused up front, before anything changes; asked again right before the reboot itself.
+    if (reboot) assertRebootAllowed(await this.pollVms(), 'the rollback');
+    return this.start('rollback', call, o.wait ?? false, async ({ id, signal, onProgress }) => {
+      const outcome = await this.engine.rollback(layer === '' ? null : layer, { id, signal, onProgress, initiator: call.sender });
+      return reboot ? this.rebootAfter(outcome, 'reboot into the rolled-back layer') : outcome;
+    });
   }
 
   async cleanup(call: CallContext, options: unknown): Promise<string> {
@@ -339,7 +430,14 @@ export class Daemon implements ManagerBackend {
 
   async check(): Promise<[string, Array<[string, string, string, string]>]> {
     const r = evaluateHealth(await gatherFacts(this.engine, { running: this.scheduler.active?.snapshot.id ?? null }));
-    return [r.status, r.results.map((x) => [x.group, x.name, x.status, x.reason])];
+    const rows: Array<[string, string, string, string]> = r.results.map((x) => [x.group, x.name, x.status, x.reason]);
+    // Running VMs are information for whoever plans a reboot, not a health problem: always "ok". A report younger
+    // than a few seconds is reused (each one costs a libvirt probe process).
+    const vms = Date.now() - this.vms.checkedAt < CHECK_VM_MAX_AGE_MS ? this.vms : await this.pollVms();
+    rows.push(['Virtualization', 'running-vms', 'ok', !vms.available
+      ? `unknown: ${vms.message}`
+      : vms.running.length ? `${vms.running.length} running: ${vms.running.join(', ')}` : 'none running']);
+    return [r.status, rows];
   }
 
   async history(_call: CallContext, limit: number): Promise<Dict[]> {
@@ -389,20 +487,46 @@ export class Daemon implements ManagerBackend {
   }
 
   async trigger(call: CallContext, options: unknown): Promise<[boolean, string, string]> {
-    const o = parseOptions(options, { mode: 's', wait: 'b' }, 'AutomaticUpdateTrigger');
-    const mode = o.mode ?? (await this.policy());
-    if (!(POLICIES as readonly string[]).includes(mode)) {
-      throw new InvalidArgumentError(`AutomaticUpdateTrigger: mode must be one of ${POLICIES.join(', ')}, got ${quoted(mode)}`);
+    const o = parseOptions(options, { mode: 's', wait: 'b', 'respect-window': 'b' }, 'AutomaticUpdateTrigger');
+    const mode = o.mode === undefined ? await this.policy() : POLICIES.find((p) => p === o.mode);
+    if (mode === undefined) {
+      throw new InvalidArgumentError(`AutomaticUpdateTrigger: mode must be one of ${POLICIES.join(', ')}, got ${quoted(o.mode ?? '')}`);
     }
     await this.authorizer.check(call.sender, POLKIT_ACTIONS.automaticUpdate);
-    if (mode === 'none') return [false, '', '/'];
-    await fs.mkdir(this.engine.paths.runDir, { recursive: true });
-    const found = await this.newestImage();
-    if (!found) return [false, '', '/'];
-    if (mode === 'check') return [true, found.nvr, '/'];
-    // stage and apply both install the image as the new default layer; rebooting is the timer's business.
-    const tx = await this.start('upgrade', call, o.wait ?? false, ({ id, signal, onProgress }) =>
-      this.engine.upgrade(found.path, { id, signal, onProgress, initiator: `automatic update (${call.sender})` }));
+    let found: { path: string; nvr: string } | null = null;
+    if (mode !== 'none') {
+      await fs.mkdir(this.engine.paths.runDir, { recursive: true });
+      found = await this.newestImage();
+      if ((found?.nvr ?? null) !== this.available) {
+        this.available = found?.nvr ?? null;
+        await this.refreshSoon();
+      }
+    }
+    const window = this.engine.config.maintenanceWindow;
+    const d = decideTrigger({
+      mode, update: found?.nvr ?? null, insideWindow: insideWindow(window, this.now()),
+      respectWindow: o['respect-window'] ?? true, window: window.text,
+    });
+    if (d.action !== 'upgrade') {
+      this.log.info(`automatic update (${mode}): ${d.reason}`);
+      return [found !== null, found?.nvr ?? '', '/'];
+    }
+    if (!found) throw new Error('decideTrigger chose to upgrade without an update');
+    const image = found.path;
+    this.log.info(`automatic update (${mode}): ${d.reboot ? 'applying' : 'staging'} ${found.nvr}`);
+    const tx = await this.start('upgrade', call, o.wait ?? false, async ({ id, signal, onProgress }) => {
+      const outcome = await this.engine.upgrade(image, { id, signal, onProgress, initiator: `automatic update (${call.sender})` });
+      if (outcome.record.state === 'succeeded' && this.available === found.nvr) {
+        this.available = null;
+      }
+      return d.reboot ? this.rebootAfter(outcome, `reboot into ${found.nvr} (automatic update policy "apply")`) : outcome;
+    }, `automatic update (${mode}): `);
     return [true, found.nvr, tx];
+  }
+
+  /** Stop background work (VM polling). */
+  close(): void {
+    if (this.vmTimer) clearInterval(this.vmTimer);
+    this.vmTimer = null;
   }
 }

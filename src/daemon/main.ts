@@ -18,6 +18,9 @@ import { acquireHostLock } from '../system/lock';
 import { BUS_NAME } from '../dbus/api';
 import { connectSystemBus } from '../dbus/connect';
 import { PolkitAuthorizer } from '../dbus/polkit';
+import { sandboxRebooter } from '../sandbox/sysroot';
+import { LogindRebooter } from '../system/reboot';
+import { libvirtGuard } from '../virt/guard';
 import { Daemon } from './daemon';
 import { createLogger } from './logger';
 import { createNotifier } from './notify';
@@ -53,6 +56,8 @@ export async function runDaemon(args: Args, log: Logger): Promise<number> {
     const bus = connectSystemBus();
     const daemon = new Daemon({
       engine, bus, authorizer: new PolkitAuthorizer(bus, log), log, version: version(), sandbox: args.sandbox,
+      vmGuard: libvirtGuard({ uri: engine.config.libvirtUri }),
+      rebooter: args.sandbox ? sandboxRebooter(engine) : new LogindRebooter(bus),
     });
     await daemon.export();
     const reply = await bus.requestName(BUS_NAME, dbus.NameFlag.DO_NOT_QUEUE);
@@ -68,6 +73,7 @@ export async function runDaemon(args: Args, log: Logger): Promise<number> {
       if (!daemon.stopping) notify.status(job ? `running transaction ${job.snapshot.id} (${job.snapshot.kind})` : 'idle');
     });
     const stopWatchdog = notify.startWatchdog();
+    daemon.startVmPolling();
 
     const code = await new Promise<number>((resolve) => {
       const stop = (signal: string): void => {
@@ -88,6 +94,7 @@ export async function runDaemon(args: Args, log: Logger): Promise<number> {
       });
     });
     stopWatchdog();
+    daemon.close();
     await bus.releaseName(BUS_NAME).catch(() => 0);
     bus.disconnect();
     return code;

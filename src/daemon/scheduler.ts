@@ -139,6 +139,7 @@ export class Scheduler extends EventEmitter<{ changed: [Job | null]; finished: [
     job.update({ state: 'running', startedAt: this.now(), message: 'starting' });
     this.emit('changed', job);
     job.emit('progress', job.snapshot);
+    let final: Partial<JobSnapshot>;
     try {
       const outcome = await job.work({
         id: job.snapshot.id,
@@ -152,23 +153,26 @@ export class Scheduler extends EventEmitter<{ changed: [Job | null]; finished: [
         },
       });
       const err = outcome.error;
-      job.update({
+      final = {
         state: outcome.record.state === 'succeeded' ? 'succeeded' : outcome.record.state === 'cancelled' ? 'cancelled' : 'failed',
         percent: outcome.record.state === 'succeeded' ? 100 : job.snapshot.percent,
         stepCount: outcome.record.steps.length,
         message: err ? err.message : 'done',
         error: err ? [err.dbusName, err.message] : ['', ''],
-      });
+      };
     } catch (e) {
       const { name, message } = toDbusError(e);
-      job.update({ state: e instanceof CancelledError ? 'cancelled' : 'failed', message, error: [name, message] });
+      final = { state: e instanceof CancelledError ? 'cancelled' : 'failed', message, error: [name, message] };
       if (!(e instanceof ImgbasedError)) {
         this.log.error(`transaction ${job.snapshot.id} crashed: ${e instanceof Error ? e.stack : String(e)}`, { transaction: job.snapshot.id });
       }
     }
-    job.update({ finishedAt: this.now() });
+    final = { ...final, finishedAt: this.now() };
     this.running = null;
+    // The manager's properties first, then the transaction's final state: whoever sees State end (by signal or by
+    // polling) reads the properties as they are after it.
     await this.settle();
+    job.update(final);
     job.emit('progress', job.snapshot);
     job.emit('finished', job.snapshot);
     this.emit('finished', job);

@@ -21,7 +21,7 @@ import type { Outcome } from '../transaction/runner';
 export const SANDBOX_POOL = '/var/lib/imgbased/pool';
 export const SANDBOX_ROOT_LV = 'root';
 
-export function sandboxConfigText(opts: { requireSignature: boolean }): string {
+export function sandboxConfigText(opts: { requireSignature: boolean; libvirtUri?: string }): string {
   return [
     '# imgbased sandbox: dir backend inside this sysroot',
     '[Storage]',
@@ -30,8 +30,42 @@ export function sandboxConfigText(opts: { requireSignature: boolean }): string {
     '[Upgrade]',
     'ImageDir=/var/lib/imgbased/images',
     `RequireSignature=${opts.requireSignature}`,
+    ...(opts.libvirtUri ? [`LibvirtURI=${opts.libvirtUri}`] : []),
     '',
   ].join('\n');
+}
+
+/**
+ * The sandbox's virtual machines: libvirt's test driver reading a node description inside the sysroot
+ * (etc/imgbased/sandbox-libvirt.xml), so the running-VMs guard asks a real libvirt and tests can start and stop
+ * "VMs" by rewriting the file.
+ */
+export const SANDBOX_LIBVIRT_XML = 'etc/imgbased/sandbox-libvirt.xml';
+
+export function sandboxLibvirtXml(domains: ReadonlyArray<{ name: string; running: boolean }>): string {
+  const dom = domains.map((d, i) => `  <domain type='test'>
+    <name>${d.name.replace(/&/g, '&amp;').replace(/</g, '&lt;')}</name>
+    <uuid>6695eb01-f6a4-8304-79aa-97f2502e19${(16 + i).toString(16)}</uuid>
+    <memory>65536</memory>
+    <vcpu>1</vcpu>
+    <os><type>hvm</type></os>
+    <devices></devices>
+    <test:runstate xmlns:test='http://libvirt.org/schemas/domain/test/1.0'>${d.running ? 1 : 5}</test:runstate>
+  </domain>
+`).join('');
+  return `<node>
+${dom}</node>
+`;
+}
+
+/** Simulated reboot for the daemon in sandbox mode (what logind does on a host). */
+export function sandboxRebooter(engine: Engine): { blockingInhibitors(): Promise<string[]>; reboot(): Promise<void> } {
+  return {
+    blockingInhibitors: () => Promise.resolve([]),
+    reboot: async () => {
+      await bootSandbox(engine);
+    },
+  };
 }
 
 export interface CreateSandboxOptions {
@@ -59,7 +93,9 @@ export async function createSandbox(opts: CreateSandboxOptions): Promise<Sandbox
     await fs.mkdir(d, { recursive: true });
   }
   const requireSignature = opts.requireSignature ?? true;
-  await fs.writeFile(paths.configFile, sandboxConfigText({ requireSignature }));
+  const libvirtXml = path.join(paths.sysroot, SANDBOX_LIBVIRT_XML);
+  await fs.writeFile(libvirtXml, sandboxLibvirtXml([{ name: 'sandbox-vm', running: false }]));
+  await fs.writeFile(paths.configFile, sandboxConfigText({ requireSignature, libvirtUri: `test://${libvirtXml}` }));
   for (const key of opts.trustedKeys ?? []) {
     await fs.copyFile(key, path.join(paths.trustedKeysDir, path.basename(key)));
   }

@@ -60,6 +60,41 @@ export class Journal {
     await removeDurable(this.file(this.journalDir, record.id));
   }
 
+  /**
+   * Parsed history records by file, checked against size and mtime: finished records hardly ever change, and the
+   * daemon reads the history on every property refresh.
+   */
+  private readonly parsed = new Map<string, { size: number; mtimeMs: number; record: JournalRecord }>();
+
+  /** Add a warning to a finished transaction's record (e.g. why an automatic reboot did not happen). */
+  async addWarning(id: string, warning: string): Promise<void> {
+    const file = this.file(this.historyDir, id);
+    const record = parseJournalRecord(await fs.readFile(file, 'utf8'), file);
+    record.warnings.push(warning);
+    await writeFileDurable(file, JSON.stringify(record, null, 1) + '\n', 0o600);
+  }
+
+  private async readRecord(file: string, cache: boolean): Promise<JournalRecord | null> {
+    let text: string;
+    try {
+      if (cache) {
+        const st = await fs.stat(file);
+        const hit = this.parsed.get(file);
+        if (hit && hit.size === st.size && hit.mtimeMs === st.mtimeMs) return hit.record;
+        text = await fs.readFile(file, 'utf8');
+        const record = parseJournalRecord(text, file);
+        this.parsed.set(file, { size: st.size, mtimeMs: st.mtimeMs, record });
+        return record;
+      }
+      text = await fs.readFile(file, 'utf8');
+    } catch (e) {
+      // archived (journal → history) between readdir and here: that transaction has just finished
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      throw e;
+    }
+    return parseJournalRecord(text, file);
+  }
+
   private async readDir(dir: string): Promise<JournalRecord[]> {
     let names: string[];
     try {
@@ -69,17 +104,14 @@ export class Journal {
       throw e;
     }
     const records: JournalRecord[] = [];
-    for (const n of names.filter((x) => x.endsWith('.json') && !x.startsWith('.'))) {
-      const file = path.join(dir, n);
-      let text: string;
-      try {
-        text = await fs.readFile(file, 'utf8');
-      } catch (e) {
-        // archived (journal → history) between readdir and here: that transaction has just finished
-        if ((e as NodeJS.ErrnoException).code === 'ENOENT') continue;
-        throw e;
-      }
-      records.push(parseJournalRecord(text, file));
+    const files = names.filter((x) => x.endsWith('.json') && !x.startsWith('.'));
+    if (dir === this.historyDir) {
+      const present = new Set(files.map((n) => path.join(dir, n)));
+      for (const cached of this.parsed.keys()) if (!present.has(cached)) this.parsed.delete(cached);
+    }
+    for (const n of files) {
+      const record = await this.readRecord(path.join(dir, n), dir === this.historyDir);
+      if (record) records.push(record);
     }
     return records.sort((a, b) => (a.createdAt < b.createdAt ? -1 : a.createdAt > b.createdAt ? 1 : 0));
   }

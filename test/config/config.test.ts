@@ -19,10 +19,15 @@ RequireSignature=no
 KeepBases=3
 WriteMethod=blocks
 MetadataMarginMiB=16
+AutomaticUpdatePolicy=stage
+MaintenanceWindow=Sat,Sun  02:00-05:00
+LibvirtURI=qemu+unix:///system?socket=/run/libvirt/libvirt-sock
 `);
     expect(c).toEqual({
       backend: 'dir', dirPool: '/srv/pool', volumeGroup: 'onn', thinPool: 'pool00', imageDir: '/srv/images', requireSignature: false,
-      keepBases: 3, writeMethod: 'blocks', metadataMarginBytes: 16 * 1024 * 1024,
+      keepBases: 3, writeMethod: 'blocks', metadataMarginBytes: 16 * 1024 * 1024, automaticUpdatePolicy: 'stage',
+      maintenanceWindow: { text: 'Sat,Sun 02:00-05:00', spans: [expect.objectContaining({ start: 120, end: 300 })] },
+      libvirtUri: 'qemu+unix:///system?socket=/run/libvirt/libvirt-sock',
     });
   });
 
@@ -35,6 +40,9 @@ MetadataMarginMiB=16
     ['[Storage]\nBackend=zfs\n', /lvm or dir/],
     ['[Storage]\nDirPool=relative\n', /absolute path/],
     ['[Upgrade]\njunk\n', /Key=Value/],
+    ['[Upgrade]\nAutomaticUpdatePolicy=always\n', /imgbased.conf:2: AutomaticUpdatePolicy must be one of none, check, stage, apply/],
+    ['[Upgrade]\nMaintenanceWindow=tonight\n', /imgbased.conf:2: MaintenanceWindow "tonight"/],
+    ['[Upgrade]\nLibvirtURI=/var/run/libvirt\n', /LibvirtURI must be a libvirt URI/],
   ])('rejects %p with a named error and the line', (text, msg) => {
     expect(() => parseConfig(text)).toThrow(InvalidArgumentError);
     expect(() => parseConfig(text)).toThrow(msg);

@@ -136,3 +136,38 @@ describe('systemd/imgbased.service', () => {
     expect(bare).toEqual([]);
   });
 });
+
+describe('systemd/imgbased-automatic.{service,timer}', () => {
+  const AUTO = 'imgbased-automatic.service';
+  const TIMER = 'imgbased-automatic.timer';
+  const read = (name: string): Promise<string> => fs.readFile(path.join(REPO, 'systemd', name), 'utf8');
+
+  it('the service passes verify, runs `nodectl upgrade --automatic` as a oneshot and is tightly confined', async () => {
+    const unit = await read(AUTO);
+    expect(await analyze(AUTO, unit, ['verify', '--man=no'])).toEqual({ code: 0, stdout: '', stderr: '' });
+    const keys = serviceKeys(unit);
+    expect(keys.get('Type')).toEqual(['oneshot']);
+    expect(keys.get('ExecStart')).toEqual(['/usr/bin/nodectl upgrade --automatic']);
+    expect(keys.get('SuccessExitStatus')).toEqual(['4']); // busy: the next run retries
+    const sec = await analyze(AUTO, unit, ['security', '--offline=true', '--threshold=20', '--no-pager']);
+    expect(sec.code).toBe(0);
+    expect(sec.stdout).toMatch(/Overall exposure level for imgbased-automatic\.service: [01]\.\d|: 2\.0/);
+  });
+
+  it('the timer passes verify next to its service: on boot, daily, persistent, randomized, enabled by timers.target', async () => {
+    const unitDir = await fs.mkdtemp(path.join(dir, 'timer-'));
+    const stub = path.join(unitDir, 'nodectl-stub');
+    await fs.writeFile(stub, '#!/bin/sh\nexit 0\n', { mode: 0o755 });
+    await fs.writeFile(path.join(unitDir, AUTO), await read(AUTO));
+    await fs.mkdir(path.join(unitDir, `${AUTO}.d`));
+    await fs.writeFile(path.join(unitDir, `${AUTO}.d`, 'exec-stub.conf'), `[Service]\nExecStart=\nExecStart=${stub}\n`);
+    const timer = await read(TIMER);
+    await fs.writeFile(path.join(unitDir, TIMER), timer);
+    const r = await execFileP('systemd-analyze', ['verify', '--man=no', path.join(unitDir, TIMER)], {
+      env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', LC_ALL: 'C', SYSTEMD_UNIT_PATH: `${unitDir}:`, SYSTEMD_LOG_COLOR: '0' },
+    }).then((x) => ({ stderr: x.stderr }), (e: { stderr?: string }) => ({ stderr: e.stderr ?? 'failed' }));
+    expect(r.stderr).toBe('');
+    const lines = timer.split('\n').filter((l) => l && !l.startsWith('#'));
+    expect(lines).toEqual(expect.arrayContaining(['OnBootSec=1h', 'OnCalendar=daily', 'Persistent=true', 'RandomizedDelaySec=1h', 'WantedBy=timers.target']));
+  });
+});
