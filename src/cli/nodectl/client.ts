@@ -4,7 +4,7 @@
  */
 import * as dbus from 'dbus-next';
 import { BUS_NAME, LAYERS_IFACE, MANAGER_PATH, TRANSACTION_IFACE } from '../../dbus/api';
-import { connectSystemBus } from '../../dbus/connect';
+import { connectSystemBus, DEFAULT_SYSTEM_BUS_ADDRESS } from '../../dbus/connect';
 
 /** nodectl's documented exit codes. */
 export const EXIT = { ok: 0, failed: 1, usage: 2, notAuthorized: 3, busy: 4, checkProblems: 5, cancelled: 130 } as const;
@@ -15,16 +15,18 @@ const HINTS: Record<string, string> = {
   'org.ovirt.Node.Error.NoSpace': 'free space with "nodectl cleanup" or extend the thin pool',
   'org.ovirt.Node.Error.NotNewer': 'pass --allow-downgrade to install an older image on purpose',
   'org.ovirt.Node.Error.VerificationFailed': 'check the image file and its .sha256/.sig beside it',
+  'org.ovirt.Node.Error.VMsRunning': 'stop or migrate the VMs first (`virsh list` shows them), or roll back without --reboot',
+  'org.ovirt.Node.Error.NotFound': '"nodectl layers" lists the layers and bases',
   'org.freedesktop.DBus.Error.ServiceUnknown': 'is imgbased running? (systemctl status imgbased)',
 };
 
 export class NodectlError extends Error {
-  constructor(readonly dbusName: string, message: string, readonly exitCode: number) {
+  constructor(readonly dbusName: string, message: string, readonly exitCode: number, private readonly ownHint?: string) {
     super(message);
   }
 
   get hint(): string | undefined {
-    return HINTS[this.dbusName];
+    return this.ownHint ?? HINTS[this.dbusName];
   }
 }
 
@@ -44,6 +46,28 @@ export function exitCodeFor(name: string): number {
   }
 }
 
+/** A reply that does not have the shape the XML promises (a programmer or version error, exit 1). */
+export function badReply(what: string): NodectlError {
+  return new NodectlError('', `unexpected reply from imgbased: ${what}`, EXIT.failed);
+}
+
+export function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** A string field of a plain reply (missing → def; present with another type → badReply). */
+export function str(v: unknown, what: string, def?: string): string {
+  if (typeof v === 'string') return v;
+  if (v === undefined && def !== undefined) return def;
+  throw badReply(`${what} is not a string`);
+}
+
+export function bool(v: unknown, what: string, def?: boolean): boolean {
+  if (typeof v === 'boolean') return v;
+  if (v === undefined && def !== undefined) return def;
+  throw badReply(`${what} is not a boolean`);
+}
+
 /** Variants and 64-bit integers → plain JSON values. */
 export function plain(v: unknown): unknown {
   if (v instanceof dbus.Variant) return plain(v.value);
@@ -54,11 +78,22 @@ export function plain(v: unknown): unknown {
 }
 
 export class NodeClient {
-  private constructor(readonly bus: dbus.MessageBus) {}
+  /** Rejects once the connection fails (no bus socket, bus gone): every call races it, so nothing hangs. */
+  private readonly broken: Promise<never>;
 
-  static connect(): NodeClient {
+  private constructor(readonly bus: dbus.MessageBus, readonly address: string) {
+    this.broken = new Promise<never>((_resolve, reject) => {
+      bus.on('error', (e: unknown) => {
+        reject(new NodectlError('', `cannot talk to the system bus at ${address}: ${e instanceof Error ? e.message : String(e)}`, EXIT.failed,
+          'is dbus running? DBUS_SYSTEM_BUS_ADDRESS names another bus (e.g. a sandbox\'s)'));
+      });
+    });
+    this.broken.catch(() => undefined);
+  }
+
+  static connect(env: NodeJS.ProcessEnv = process.env): NodeClient {
     // Not dbus.systemBus(): its optional usocket transport truncates large writes (see src/dbus/connect.ts).
-    return new NodeClient(connectSystemBus());
+    return new NodeClient(connectSystemBus(env), env['DBUS_SYSTEM_BUS_ADDRESS'] || DEFAULT_SYSTEM_BUS_ADDRESS);
   }
 
   close(): void {
@@ -68,7 +103,10 @@ export class NodeClient {
   /** Call a method; D-Bus errors become NodectlError with the exit code they mean. */
   async call(path: string, iface: string, member: string, signature: string, body: unknown[]): Promise<unknown[]> {
     try {
-      const reply = await this.bus.call(new dbus.Message({ destination: BUS_NAME, path, interface: iface, member, signature, body }));
+      const reply = await Promise.race([
+        this.bus.call(new dbus.Message({ destination: BUS_NAME, path, interface: iface, member, signature, body })),
+        this.broken,
+      ]);
       return reply?.body ?? [];
     } catch (e) {
       if (e instanceof dbus.DBusError) throw new NodectlError(e.type, e.text, exitCodeFor(e.type));
@@ -82,7 +120,9 @@ export class NodeClient {
 
   async properties(path = MANAGER_PATH, iface = LAYERS_IFACE): Promise<Record<string, unknown>> {
     const [all] = await this.call(path, 'org.freedesktop.DBus.Properties', 'GetAll', 's', [iface]);
-    return plain(all) as Record<string, unknown>;
+    const props = plain(all);
+    if (!isRecord(props)) throw badReply(`GetAll(${iface}) is not a dict`);
+    return props;
   }
 
   /** Subscribe to a transaction's signals. */
@@ -91,10 +131,10 @@ export class NodeClient {
     onProgress: (percent: number, step: string, message: string, done: number, total: number) => void,
   ): Promise<{ finished: Promise<[boolean, string, string]> }> {
     const rule = `type='signal',sender='${BUS_NAME}',path='${txPath}',interface='${TRANSACTION_IFACE}'`;
-    await this.bus.call(new dbus.Message({
+    await Promise.race([this.bus.call(new dbus.Message({
       destination: 'org.freedesktop.DBus', path: '/org/freedesktop/DBus', interface: 'org.freedesktop.DBus',
       member: 'AddMatch', signature: 's', body: [rule],
-    }));
+    })), this.broken]);
     let resolve: (r: [boolean, string, string]) => void = () => undefined;
     const finished = new Promise<[boolean, string, string]>((r) => {
       resolve = r;
@@ -110,11 +150,13 @@ export class NodeClient {
     });
     // A transaction that ended before we subscribed: read its state.
     const props = await this.properties(txPath, TRANSACTION_IFACE);
-    const state = String(props['State']);
+    const state = str(props['State'], 'State');
     if (state !== 'queued' && state !== 'running') {
-      const err = (props['Error'] as [string, string] | undefined) ?? ['', ''];
-      resolve([state === 'succeeded', err[0], err[1]]);
+      const err = props['Error'];
+      const [name, message] = Array.isArray(err) ? err.map((x: unknown) => String(x)) : [];
+      resolve([state === 'succeeded', name ?? '', message ?? '']);
     }
-    return { finished };
+    // The daemon going away while we follow is a failure, not a hang.
+    return { finished: Promise.race([finished, this.broken]) };
   }
 }
