@@ -166,7 +166,9 @@ async function main(): Promise<void> {
     for (let i = 0; i < starts; i++) {
       if (daemon) await stop(daemon);
       const t0 = Date.now();
-      const p = b.spawnAs('root', [process.execPath, DAEMON, '--sysroot', sysroot], { NOTIFY_SOCKET: n.socketPath });
+      // BENCH_DAEMON_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof") profiles the daemon under this load.
+      const nodeArgs = (process.env['BENCH_DAEMON_NODE_ARGS'] ?? '').split(' ').filter(Boolean);
+      const p = b.spawnAs('root', [process.execPath, ...nodeArgs, DAEMON, '--sysroot', sysroot], { NOTIFY_SOCKET: n.socketPath });
       daemon = p;
       let log = '';
       p.stderr.on('data', (x: Buffer) => (log += x.toString()));

@@ -348,6 +348,8 @@ export class Daemon implements ManagerBackend {
     const job = this.scheduler.submit(kind, initiator, wait, work);
     this.exportJob(job);
     this.log.info(`transaction ${job.snapshot.id} (${kind}) accepted from ${job.snapshot.initiator}`, { transaction: job.snapshot.id });
+    // Reply only once ActiveTransaction shows it: a client reading the properties after the reply sees it running.
+    await this.refreshSoon();
     return transactionPath(job.snapshot.id);
   }
 
