@@ -7,7 +7,7 @@
  * machine hits both alike; 2 warm-up runs each are dropped):
  *   - `nodectl info` (connect, Hello, GetAll, render)         vs `node -e 0`
  *   - `nodectl --json info`, `nodectl check --oneline`, `nodectl motd` and `nodectl --help` (no bus), for context
- * Goal (issue 7): median `nodectl info` ÷ median `node -e 0` ≤ 2.5.
+ * Goal (issue 5): median `nodectl info` ÷ median `node -e 0` ≤ 2.5.
  */
 import { spawn } from 'node:child_process';
 import type { ChildProcessWithoutNullStreams } from 'node:child_process';

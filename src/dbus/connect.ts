@@ -11,13 +11,9 @@
  */
 import type { Socket } from 'node:net';
 import * as dbus from 'dbus-next';
+import { netSocketAddress, systemBusAddress } from './address';
 
-export const DEFAULT_SYSTEM_BUS_ADDRESS = 'unix:path=/var/run/dbus/system_bus_socket';
-
-/** The address with every `unix:path=` entry rewritten to dbus-next's `unix:socket=` (net.Socket) form. */
-export function netSocketAddress(address: string): string {
-  return address.split(';').map((a) => a.replace(/^unix:path=/, 'unix:socket=')).join(';');
-}
+export { DEFAULT_SYSTEM_BUS_ADDRESS, netSocketAddress } from './address';
 
 /**
  * Coalesce the messages written in one tick into one write(2). dbus-next writes every message with its own
@@ -51,8 +47,7 @@ function socketOf(bus: dbus.MessageBus): Socket | null {
 
 /** The system bus (DBUS_SYSTEM_BUS_ADDRESS or the standard socket), over net.Socket. */
 export function connectSystemBus(env: NodeJS.ProcessEnv = process.env): dbus.MessageBus {
-  const address = env['DBUS_SYSTEM_BUS_ADDRESS'] || DEFAULT_SYSTEM_BUS_ADDRESS;
-  const bus = dbus.sessionBus({ busAddress: netSocketAddress(address) });
+  const bus = dbus.sessionBus({ busAddress: netSocketAddress(systemBusAddress(env)) });
   const socket = socketOf(bus);
   if (socket) coalesceWrites(socket);
   return bus;

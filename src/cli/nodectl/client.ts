@@ -2,9 +2,10 @@
  * nodectl's D-Bus side: a thin client of org.ovirt.Node. Never touches LVM or /boot. Works on the system bus or,
  * for the sandbox, whatever DBUS_SYSTEM_BUS_ADDRESS names.
  */
-import * as dbus from 'dbus-next';
 import { BUS_NAME, LAYERS_IFACE, MANAGER_PATH, TRANSACTION_IFACE } from '../../dbus/api';
-import { connectSystemBus, DEFAULT_SYSTEM_BUS_ADDRESS } from '../../dbus/connect';
+import { systemBusAddress } from '../../dbus/address';
+// The client-only connection: a fraction of dbus-next's load time (nodectl's start-up is benchmarked).
+import { DBusError, LightBus, Message, Variant } from '../../dbus/light-bus';
 
 /** nodectl's documented exit codes. */
 export const EXIT = { ok: 0, failed: 1, usage: 2, notAuthorized: 3, busy: 4, checkProblems: 5, cancelled: 130 } as const;
@@ -70,7 +71,7 @@ export function bool(v: unknown, what: string, def?: boolean): boolean {
 
 /** Variants and 64-bit integers → plain JSON values. */
 export function plain(v: unknown): unknown {
-  if (v instanceof dbus.Variant) return plain(v.value);
+  if (v instanceof Variant) return plain(v.value);
   if (typeof v === 'bigint') return Number(v);
   if (Array.isArray(v)) return v.map(plain);
   if (v !== null && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, plain(x)]));
@@ -81,7 +82,7 @@ export class NodeClient {
   /** Rejects once the connection fails (no bus socket, bus gone): every call races it, so nothing hangs. */
   private readonly broken: Promise<never>;
 
-  private constructor(readonly bus: dbus.MessageBus, readonly address: string) {
+  private constructor(readonly bus: LightBus, readonly address: string) {
     this.broken = new Promise<never>((_resolve, reject) => {
       bus.on('error', (e: unknown) => {
         reject(new NodectlError('', `cannot talk to the system bus at ${address}: ${e instanceof Error ? e.message : String(e)}`, EXIT.failed,
@@ -92,8 +93,8 @@ export class NodeClient {
   }
 
   static connect(env: NodeJS.ProcessEnv = process.env): NodeClient {
-    // Not dbus.systemBus(): its optional usocket transport truncates large writes (see src/dbus/connect.ts).
-    return new NodeClient(connectSystemBus(env), env['DBUS_SYSTEM_BUS_ADDRESS'] || DEFAULT_SYSTEM_BUS_ADDRESS);
+    const address = systemBusAddress(env);
+    return new NodeClient(new LightBus(address), address);
   }
 
   close(): void {
@@ -104,12 +105,12 @@ export class NodeClient {
   async call(path: string, iface: string, member: string, signature: string, body: unknown[]): Promise<unknown[]> {
     try {
       const reply = await Promise.race([
-        this.bus.call(new dbus.Message({ destination: BUS_NAME, path, interface: iface, member, signature, body })),
+        this.bus.call(new Message({ destination: BUS_NAME, path, interface: iface, member, signature, body })),
         this.broken,
       ]);
       return reply?.body ?? [];
     } catch (e) {
-      if (e instanceof dbus.DBusError) throw new NodectlError(e.type, e.text, exitCodeFor(e.type));
+      if (e instanceof DBusError) throw new NodectlError(e.type, e.text, exitCodeFor(e.type));
       throw e;
     }
   }
@@ -131,7 +132,7 @@ export class NodeClient {
     onProgress: (percent: number, step: string, message: string, done: number, total: number) => void,
   ): Promise<{ finished: Promise<[boolean, string, string]> }> {
     const rule = `type='signal',sender='${BUS_NAME}',path='${txPath}',interface='${TRANSACTION_IFACE}'`;
-    await Promise.race([this.bus.call(new dbus.Message({
+    await Promise.race([this.bus.call(new Message({
       destination: 'org.freedesktop.DBus', path: '/org/freedesktop/DBus', interface: 'org.freedesktop.DBus',
       member: 'AddMatch', signature: 's', body: [rule],
     })), this.broken]);
@@ -139,7 +140,7 @@ export class NodeClient {
     const finished = new Promise<[boolean, string, string]>((r) => {
       resolve = r;
     });
-    this.bus.on('message', (msg: dbus.Message) => {
+    this.bus.on('message', (msg: Message) => {
       if (msg.path !== txPath || msg.interface !== TRANSACTION_IFACE) return;
       const b = msg.body as unknown[];
       if (msg.member === 'Progress') {

@@ -5,7 +5,7 @@
  */
 import * as path from 'node:path';
 import { Command } from 'commander';
-import { Variant } from 'dbus-next';
+import { Variant } from '../../dbus/light-bus';
 import { NO_TRANSACTION, TRANSACTION_IFACE } from '../../dbus/api';
 import type { NodeClient } from './client';
 import { bool, EXIT, NodectlError, plain, str } from './client';
