@@ -24,3 +24,6 @@ fi
 
 echo "setup: compiling TypeScript"
 npx tsc -p tsconfig.build.json
+
+echo "setup: building the Cockpit page"
+scripts/build-cockpit.sh

@@ -1,0 +1,373 @@
+/**
+ * The Cockpit page (Node Layers) in a real browser against real components: the compiled imgbased daemon in sandbox
+ * mode on a private system bus (the SHIPPED bus policy) with a real polkitd (the SHIPPED .policy), a real cockpit-ws
+ * + cockpit-bridge serving the package built by scripts/build-cockpit.sh, and headless Chromium driven over the
+ * DevTools protocol (test/cockpit/chromium.ts).
+ *
+ * cockpit-ws --local-session runs the bridge as the user cockpit-ws runs as: root here, which polkit always
+ * authorizes (the transaction's Initiator says "uid 0"); a second cockpit-ws runs as nobody, whose mutating calls
+ * polkit refuses — the page must say NotAuthorized and change nothing.
+ *
+ * Screenshots: IMGBASED_COCKPIT_SHOTS=/some/dir keeps PNGs of the page at each stage.
+ */
+import { promises as fs } from 'node:fs';
+import * as path from 'node:path';
+import type { ChildProcessWithoutNullStreams } from 'node:child_process';
+import { createSandbox } from '../../src/sandbox/sysroot';
+import { eventually, NOBODY_GID, NOBODY_UID, PrivateBus, runCommand } from '../bus/harness';
+import type { RemoteClient } from '../bus/harness';
+import { ok, unwrap } from '../bus/wire';
+import { imageSet, NVR, tempDir } from '../helpers/host';
+import type { ImageSet } from '../helpers/host';
+import { Chromium, CHROMIUM } from './chromium';
+import type { Page } from './chromium';
+import { COCKPIT_WS, CockpitWs } from './cockpit-ws';
+
+const REPO = path.resolve(__dirname, '../..');
+const DAEMON = path.join(REPO, 'dist/src/daemon/main.js');
+const NODE = { destination: 'org.ovirt.Node', path: '/org/ovirt/Node' };
+const LAYERS = { ...NODE, interface: 'org.ovirt.Node.Layers' };
+const SHOTS = process.env['IMGBASED_COCKPIT_SHOTS'];
+
+describe('Cockpit page "Node Layers" in Chromium via cockpit-ws', () => {
+  let dir: string;
+  let images: ImageSet;
+  let sysroot: string;
+  let bus: PrivateBus;
+  let daemon: ChildProcessWithoutNullStreams;
+  let daemonLog = '';
+  let root: RemoteClient;
+  let ws: CockpitWs;
+  let browser: Chromium;
+  let page: Page;
+  const opened: Page[] = [];
+
+  const prop = async (name: string, iface = 'org.ovirt.Node.Layers', objPath = NODE.path): Promise<unknown> =>
+    unwrap(ok(await root.call({
+      destination: NODE.destination, path: objPath, interface: 'org.freedesktop.DBus.Properties', member: 'Get',
+      signature: 'ss', body: [iface, name],
+    }))[0]);
+  const layers = async (): Promise<Array<Record<string, unknown>>> => (await prop('Layers')) as Array<Record<string, unknown>>;
+  const textOf = (p: Page, selector: string): Promise<string> =>
+    p.evaluate<string>(`(document.querySelector(${JSON.stringify(selector)})?.innerText ?? '').trim()`);
+  const shot = async (p: Page, name: string): Promise<void> => {
+    if (SHOTS) await p.screenshot(path.join(SHOTS, `${name}.png`));
+  };
+
+  async function openPage(server: CockpitWs = ws): Promise<Page> {
+    const p = await browser.newPage();
+    opened.push(p);
+    await p.goto(server.url('ovirt-node'));
+    await p.waitFor('document.getElementById("app")?.dataset.ready === "true"', 20_000, 'the page to load its state');
+    await p.waitFor('document.querySelector("#layers-table") && document.querySelector("#check-table") && document.querySelector("#history table, #history p")',
+      15_000, 'layers, checks and history');
+    return p;
+  }
+
+  /**
+   * The next outcome alert not returned before: data-outcome (success/danger/info) and its text. (The page makes a
+   * new element for every outcome; the one returned is marked, so a test never mistakes the previous action's.)
+   */
+  async function outcome(p: Page, timeoutMs = 60_000): Promise<{ kind: string; text: string }> {
+    return p.waitFor<{ kind: string; text: string }>(`(() => {
+      const a = document.querySelector('#tx-result [data-outcome]:not([data-test-seen])');
+      if (!a) return null;
+      a.setAttribute('data-test-seen', '');
+      return { kind: a.dataset.outcome, text: a.innerText.trim() };
+    })()`, timeoutMs, 'the transaction outcome');
+  }
+
+  async function expectNoDefects(p: Page): Promise<void> {
+    expect(await p.allDefects()).toEqual([]);
+  }
+
+  beforeAll(async () => {
+    for (const [file, hint] of [[DAEMON, 'compile first: npx tsc -p tsconfig.build.json'], [COCKPIT_WS, 'scripts/setup.sh installs cockpit-ws'],
+      [CHROMIUM, 'scripts/setup.sh installs chromium']] as const) {
+      await fs.access(file).catch(() => {
+        throw new Error(`${file} is missing (${hint})`);
+      });
+    }
+    dir = await tempDir('cockpit');
+    await fs.chmod(dir, 0o755);
+    images = await imageSet(dir);
+    sysroot = path.join(dir, 'sysroot');
+    await createSandbox({
+      sysroot, installImage: (await images.image(NVR.v1)).imagePath,
+      trustedKeys: [path.join(images.key.trustedKeysDir, 'test.asc')],
+    });
+    // The image directory holds the update the page's "Upgrade to the newest image" finds.
+    await images.image(NVR.v2, { outDir: path.join(sysroot, 'var/lib/imgbased/images'), extraMb: 64 });
+    // The package exactly as scripts/build-cockpit.sh builds it, where cockpit-bridge looks ($XDG_DATA_DIRS/cockpit).
+    const share = path.join(dir, 'share');
+    const built = await runCommand([path.join(REPO, 'scripts/build-cockpit.sh'), path.join(share, 'cockpit/ovirt-node')],
+      { cwd: REPO, env: { PATH: `${path.join(REPO, 'node_modules/.bin')}:${process.env['PATH'] ?? ''}`, HOME: process.env['HOME'] ?? '/root' }, timeoutMs: 120_000 });
+    if (built.code !== 0) throw new Error(`build-cockpit.sh failed: ${built.stdout}${built.stderr}`);
+    await runCommand(['chmod', '-R', 'a+rX', share]);
+
+    bus = await PrivateBus.start({ polkit: true, extraPolicyDirs: [path.join(REPO, 'src/sandbox')] });
+    daemon = bus.spawnAs('root', [process.execPath, DAEMON, '--sysroot', sysroot, '--sandbox']);
+    daemon.stderr.on('data', (b: Buffer) => (daemonLog += b.toString()));
+    await eventually(async () => (await bus.busctl('root', ['status', 'org.ovirt.Node'])).code === 0, 20_000, 100);
+    root = await bus.clientAs('root');
+    ws = await CockpitWs.start({ systemBus: bus.address, dataDir: share });
+    browser = await Chromium.launch();
+  }, 180_000);
+
+  afterAll(async () => {
+    for (const p of opened) await p.close();
+    await browser?.close();
+    await ws?.stop();
+    if (daemon && daemon.exitCode === null && daemon.signalCode === null) {
+      const gone = new Promise((r) => daemon.once('exit', r));
+      daemon.kill('SIGTERM');
+      await gone;
+    }
+    await bus?.stop();
+    if (dir) await fs.rm(dir, { recursive: true, force: true });
+  }, 60_000);
+
+  it('loads and shows the layers, current and default layer, pool, checks, policy and history the daemon has', async () => {
+    const t0 = Date.now();
+    page = await openPage();
+    const loadMs = Date.now() - t0;
+    expect(await textOf(page, '#current-layer')).toBe(await prop('CurrentLayer'));
+    expect(await textOf(page, '#default-layer')).toBe(await prop('DefaultLayer'));
+    expect(await textOf(page, '#current-layer')).toBe(`${NVR.v1}+1`);
+
+    // The tree: the base row, then its layer with current / boot default badges, size, boot entry.
+    const tree = await page.evaluate<Array<{ base: string; layers: string[] }>>(`[...document.querySelectorAll('#layers-table tbody')].map((g) => ({
+      base: g.dataset.base, layers: [...g.querySelectorAll('tr.layer-row')].map((r) => r.innerText.replace(/\\s+/g, ' ').trim()) }))`);
+    expect(tree).toEqual([{ base: NVR.v1, layers: [expect.stringMatching(new RegExp(`^└ ${NVR.v1.replace(/\./g, '\\.')}\\+1 current boot default 4\\.5\\.4-0\\.20250101\\.0 \\d+ MiB no \\S+ Pin$`))] }]);
+    const [layer] = await layers();
+    expect(await textOf(page, `tr[data-layer="${NVR.v1}+1"] td[data-label="Boot entry"]`)).toBe(String(layer?.['boot-entry']));
+
+    // Pool bars carry the daemon's percentages and the 80% threshold.
+    const pool = (await prop('Pool')) as Record<string, number>;
+    const bars = await page.evaluate<Array<{ now: number; text: string }>>(`[...document.querySelectorAll('#pool [role=meter]')].map((m) => ({
+      now: Number(m.getAttribute('aria-valuenow')), text: m.getAttribute('aria-valuetext') }))`);
+    expect(bars.map((b) => b.now)).toEqual([Number(pool['data-percent']?.toFixed(1)), Number(pool['metadata-percent']?.toFixed(1))]);
+    expect(await textOf(page, '#pool')).toContain('Threshold 80%');
+
+    // Check results, policy, VMs, history.
+    const [status, results] = ok(await root.call({ ...LAYERS, member: 'Check' })) as [string, unknown[]];
+    expect(await textOf(page, '#check-status')).toBe(status);
+    expect(await page.evaluate<number>('document.querySelectorAll("#check-table tbody tr").length')).toBe(results.length);
+    expect(await page.evaluate<string>('document.getElementById("policy-select").value')).toBe(await prop('AutomaticUpdatePolicy'));
+    const vms = (await prop('VirtualMachines')) as { available: boolean; running: string[] };
+    expect(await textOf(page, '#vms')).toMatch(vms.available ? new RegExp(`^${vms.running.length}`) : /^unknown — libvirt did not answer/);
+    expect(await textOf(page, '#history-table')).toMatch(/Initialization\s+succeeded/);
+
+    // The package's menu entry, as cockpit-ws serves the manifests to the shell.
+    const manifests = await page.evaluate<Record<string, { menu?: Record<string, { label?: string }> }>>(
+      `fetch('/cockpit/@localhost/manifests.json').then((r) => r.json())`);
+    expect(manifests['ovirt-node']?.menu?.['index']?.label).toBe('Node Layers');
+
+    // Accessible: every control has a name; no console errors, CSP violations or failed requests.
+    expect(await page.unnamedControls()).toEqual([]);
+    await shot(page, '1-loaded');
+    await expectNoDefects(page);
+    expect(loadMs).toBeLessThan(15_000);
+  }, 60_000);
+
+  it('upgrade from the page: the bar rises with step names, ends in success, the tree updates without a reload', async () => {
+    await page.evaluate(`(() => {
+      window.__notReloaded = true;
+      window.__progress = [];
+      const record = () => {
+        const p = document.getElementById('tx-progress');
+        const running = !document.getElementById('tx-running').hidden;
+        const step = document.getElementById('tx-step').innerText;
+        const last = window.__progress[window.__progress.length - 1];
+        if (running && (!last || last.value !== p.value || last.step !== step)) window.__progress.push({ value: p.value, step });
+      };
+      new MutationObserver(record).observe(document.getElementById('tx-card'), { subtree: true, childList: true, characterData: true, attributes: true });
+    })()`);
+    await page.click('#upgrade-newest');
+    const result = await outcome(page, 90_000);
+    await shot(page, '2-upgraded');
+    expect(result).toEqual({ kind: 'success', text: `Upgrade to ${NVR.v2} succeeded.` });
+    const progress = await page.evaluate<Array<{ value: number; step: string }>>('window.__progress');
+    const values = progress.map((p) => p.value);
+    expect(new Set(values).size).toBeGreaterThan(2);
+    expect(values).toEqual([...values].sort((a, b) => a - b));
+    expect(Math.max(...values)).toBeGreaterThanOrEqual(90);
+    const steps = new Set(progress.map((p) => p.step));
+    expect([...steps].filter((s) => s !== 'queued' && s !== 'waiting').length).toBeGreaterThan(1);
+    // Step names are the daemon's step ids (the page shows the latest; a fast step may be over before the reply).
+    for (const s of steps) expect(s).toMatch(/^(queued|waiting|verify-image|open-image|check-space|[a-z]+(-[a-z]+)*(:.*)?)$/);
+    expect(steps).toContain('write-base');
+
+    // Live: the new base and layer are in the tree, the default moved, in the same document.
+    await page.waitFor(`document.querySelector('tr[data-layer="${NVR.v2}+1"]') !== null`, 10_000, 'the new layer row');
+    expect(await page.evaluate<boolean>('window.__notReloaded === true')).toBe(true);
+    expect(await textOf(page, '#default-layer')).toBe(`${NVR.v2}+1 boots next`);
+    expect(await textOf(page, `tr[data-layer="${NVR.v2}+1"] th`)).toContain('boot default');
+    expect(await page.evaluate<string[]>(`[...document.querySelectorAll('#layers-table tbody')].map((g) => g.dataset.base)`)).toEqual([NVR.v1, NVR.v2]);
+    await page.waitFor(`/Upgrade\\s+succeeded/.test(document.getElementById('history').innerText)`, 10_000, 'the upgrade in the history');
+
+    // The bridge (cockpit-ws --local-session) runs as root, and root is who polkit was asked about: the caller's
+    // unique name in the record is a connection of uid 0, and the transaction object says "uid 0".
+    const last = (await prop('LastTransaction')) as Record<string, unknown>;
+    const history = unwrap(ok(await root.call({ ...LAYERS, member: 'GetHistory', signature: 'u', body: [1] }))[0]) as Array<Record<string, unknown>>;
+    expect(history[0]).toMatchObject({ id: last['id'], kind: 'upgrade', state: 'succeeded' });
+    const caller = /(:\d+\.\d+)/.exec(String(history[0]?.['initiator']))?.[1];
+    expect(caller).toBeDefined();
+    const [uid] = ok(await root.call({ destination: 'org.freedesktop.DBus', path: '/org/freedesktop/DBus', interface: 'org.freedesktop.DBus',
+      member: 'GetConnectionUnixUser', signature: 's', body: [caller] }));
+    expect(uid).toBe(0);
+    expect(await prop('Initiator', 'org.ovirt.Node.Transaction', `/org/ovirt/Node/Transaction/${String(last['id'])}`)).toMatch(/\buid 0 \(:/);
+    await expectNoDefects(page);
+  }, 120_000);
+
+  it('a failing upgrade (corrupted .sha256) shows the D-Bus error name and message, never success', async () => {
+    const bad = await images.image(NVR.v3, { corrupt: 'checksum', fileName: 'v3-bad-checksum.img' });
+    await page.type('#upgrade-path', bad.imagePath);
+    await page.press('#upgrade-path', 'Enter'); // submits the form, keyboard only
+    const result = await outcome(page, 60_000);
+    await shot(page, '3-failed-upgrade');
+    const [record] = unwrap(ok(await root.call({ ...LAYERS, member: 'GetHistory', signature: 'u', body: [1] }))[0]) as Array<Record<string, string>>;
+    expect(record).toMatchObject({ kind: 'upgrade', state: 'failed', 'error-name': 'org.ovirt.Node.Error.VerificationFailed' });
+    expect(result.kind).toBe('danger');
+    expect(result.text).toBe(`Upgrade from ${bad.imagePath} failed: org.ovirt.Node.Error.VerificationFailed: ${record?.['error-message']}`);
+    expect(await page.evaluate<string>('document.getElementById("tx-result").innerText')).not.toMatch(/succeeded|up to date/i);
+    expect(await textOf(page, '#default-layer')).toContain(`${NVR.v2}+1`);
+    await expectNoDefects(page);
+  }, 90_000);
+
+  it('pin and unpin (keyboard and mouse) and rollback change what the page shows, live', async () => {
+    const v1 = `${NVR.v1}+1`;
+    const pinButton = `button[data-action="pin"][data-layer="${v1}"]`;
+    await page.press(pinButton, 'Enter');
+    await page.waitFor(`document.querySelector('${pinButton}')?.getAttribute('aria-pressed') === 'true'`, 10_000, 'the layer to show pinned');
+    expect(await textOf(page, `tr[data-layer="${v1}"] th`)).toContain('pinned');
+    expect(await textOf(page, `tr[data-layer="${v1}"] td.pinned-cell`)).toBe('yes');
+    expect((await layers()).find((l) => l['name'] === v1)?.['pinned']).toBe(true);
+    expect((await outcome(page)).text).toBe(`Pinned ${v1}.`);
+    await shot(page, '4-pinned');
+
+    await page.click(pinButton);
+    await page.waitFor(`document.querySelector('${pinButton}')?.getAttribute('aria-pressed') === 'false'`, 10_000, 'the layer to show unpinned');
+    expect((await outcome(page)).text).toBe(`Unpinned ${v1}.`);
+    expect((await layers()).find((l) => l['name'] === v1)?.['pinned']).toBe(false);
+
+    // Rollback to the previous layer, through the confirmation dialog.
+    await page.click('#rollback-previous');
+    await page.waitFor('document.getElementById("confirm-dialog").open', 5_000, 'the confirmation dialog');
+    expect(await textOf(page, '#confirm-body')).toContain(`${v1} becomes the boot default`);
+    await shot(page, '5-confirm-rollback');
+    await page.click('#confirm-ok');
+    const result = await outcome(page);
+    expect(result).toEqual({ kind: 'success', text: `Rollback to ${v1} succeeded.` });
+    expect(await prop('DefaultLayer')).toBe(v1);
+    await page.waitFor(`document.getElementById('default-layer').innerText.trim() === ${JSON.stringify(v1)}`, 10_000, 'the default layer to change');
+    expect(await textOf(page, `tr[data-layer="${v1}"] th`)).toContain('boot default');
+    expect(await textOf(page, `tr[data-layer="${NVR.v2}+1"] th`)).not.toContain('boot default');
+
+    // Escape cancels the dialog: nothing is called.
+    await page.click(`button[data-action="rollback"][data-layer="${NVR.v2}+1"]`);
+    await page.waitFor('document.getElementById("confirm-dialog").open', 5_000, 'the confirmation dialog');
+    await page.pressKey('Escape');
+    await page.waitFor('!document.getElementById("confirm-dialog").open', 5_000, 'the dialog to close');
+    expect(await prop('DefaultLayer')).toBe(v1);
+    await expectNoDefects(page);
+  }, 90_000);
+
+  it('the automatic update policy is editable; cleanup runs through its confirmation and reports the outcome', async () => {
+    await page.evaluate(`(() => { const s = document.getElementById('policy-select'); s.value = 'check'; s.dispatchEvent(new Event('change')); })()`);
+    await page.click('#policy-save');
+    expect(await outcome(page)).toEqual({ kind: 'success', text: 'Automatic update policy set to "check".' });
+    await eventually(async () => (await prop('AutomaticUpdatePolicy')) === 'check');
+    expect(await page.evaluate<string>('document.getElementById("policy-select").value')).toBe('check');
+
+    // Someone else changes it: the page follows (PropertiesChanged), no reload.
+    ok(await root.call({ ...LAYERS, member: 'SetAutomaticUpdatePolicy', signature: 's', body: ['none'] }));
+    await page.waitFor('document.getElementById("policy-select").value === "none"', 10_000, 'the policy to follow the daemon');
+
+    await page.type('#cleanup-keep', '2');
+    await page.click('#cleanup-submit');
+    await page.waitFor('document.getElementById("confirm-dialog").open', 5_000, 'the confirmation dialog');
+    expect(await textOf(page, '#confirm-body')).toContain('keeping 2 newest');
+    await page.press('#confirm-ok', 'Enter');
+    expect(await outcome(page)).toEqual({ kind: 'success', text: 'Cleanup succeeded.' });
+    const [record] = unwrap(ok(await root.call({ ...LAYERS, member: 'GetHistory', signature: 'u', body: [1] }))[0]) as Array<Record<string, unknown>>;
+    expect(record).toMatchObject({ kind: 'cleanup', state: 'succeeded' });
+    await page.waitFor(`document.querySelector('#history-table tbody tr')?.dataset.id === ${JSON.stringify(record?.['id'])}`, 10_000, 'the cleanup in the history');
+    expect(await page.evaluate<string[]>(`[...document.querySelectorAll('#layers-table tbody')].map((g) => g.dataset.base)`)).toEqual([NVR.v1, NVR.v2]);
+    await expectNoDefects(page);
+  }, 60_000);
+
+  it('a page opened while a transaction runs attaches to it, follows its progress and shows how it ended; Cancel works', async () => {
+    const big = await images.image(NVR.v3, { extraMb: 128, fileName: 'v3-big.img' });
+    // Started outside the page (as nodectl would), then a second tab is opened.
+    const [tx] = ok(await root.call({ ...LAYERS, member: 'Upgrade', signature: 'sa{sv}', body: [big.imagePath, {}] })) as [string];
+    const late = await openPage();
+    const attached = await late.waitFor<{ heading: string; value: number }>(`(() => {
+      const running = !document.getElementById('tx-running').hidden;
+      const heading = document.getElementById('tx-heading').innerText;
+      return running && heading.includes('started by') ? { heading, value: document.getElementById('tx-progress').value } : null;
+    })()`, 10_000, 'the late page to attach and read who started the transaction');
+    expect(attached.heading).toContain(path.basename(tx));
+    expect(attached.heading).toMatch(/^Upgrade — .* \(started by uid 0\b/);
+    // The first tab, open all along, picked it up live too.
+    await page.waitFor(`!document.getElementById('tx-running').hidden && document.getElementById('tx-heading').innerText.includes(${JSON.stringify(path.basename(tx))})`,
+      10_000, 'the first tab to show the running transaction');
+    expect(await late.evaluate<boolean>('document.getElementById("upgrade-newest").disabled')).toBe(true);
+    await late.waitFor('document.getElementById("tx-progress").value > 0', 20_000, 'progress in the late page');
+    await shot(late, '6-attached');
+    await late.click('#tx-cancel');
+    const r = await outcome(late, 60_000);
+    expect(r).toEqual({ kind: 'info', text: expect.stringMatching(/^Upgrade was cancelled\./) });
+    expect(await prop('State', 'org.ovirt.Node.Transaction', tx)).toBe('cancelled');
+    expect((await outcome(page)).kind).toBe('info');
+    expect(await late.evaluate<boolean>('document.getElementById("upgrade-newest").disabled')).toBe(false);
+    expect(await textOf(late, '#default-layer')).toBe(await prop('DefaultLayer'));
+    expect(await prop('DefaultLayer')).toBe(`${NVR.v1}+1`);
+    await shot(late, '7-cancelled');
+    await expectNoDefects(late);
+    await expectNoDefects(page);
+  }, 120_000);
+
+  it('a tab whose bridge runs as nobody: reads everything, and every change is NotAuthorized, shown honestly', async () => {
+    const nobodyWs = await CockpitWs.start({ systemBus: bus.address, dataDir: path.join(dir, 'share'), user: { uid: NOBODY_UID, gid: NOBODY_GID, home: '/nonexistent' } });
+    try {
+      await eventually(async () => (await prop('ActiveTransaction')) === '/', 30_000, 100);
+      const p = await openPage(nobodyWs);
+      expect(await textOf(p, '#current-layer')).toBe(await prop('CurrentLayer'));
+      const before = await layers();
+      const v1 = `${NVR.v1}+1`;
+      await p.click(`button[data-action="pin"][data-layer="${v1}"]`);
+      const pin = await outcome(p);
+      expect(pin).toEqual({ kind: 'danger', text: expect.stringMatching(new RegExp(`^Pin ${v1.replace(/[.+]/g, '\\$&')} failed: org\\.ovirt\\.Node\\.Error\\.NotAuthorized: not authorized for org\\.ovirt\\.node\\.layers\\.pin`)) });
+      await p.click('#upgrade-newest');
+      expect((await outcome(p)).text).toMatch(/^Upgrade failed: org\.ovirt\.Node\.Error\.NotAuthorized: not authorized for org\.ovirt\.node\.layers\.automatic-update/);
+      expect(await layers()).toEqual(before);
+      expect(await p.evaluate<string>(`document.querySelector('button[data-action="pin"][data-layer="${v1}"]').getAttribute('aria-pressed')`)).toBe('false');
+      await shot(p, '8-nobody');
+      await expectNoDefects(p);
+      await p.close();
+    } finally {
+      await nobodyWs.stop();
+    }
+  }, 90_000);
+
+  it('is readable at 360 px: no horizontal scrolling, tables stacked, controls reachable', async () => {
+    await page.setViewport(360, 800);
+    await page.waitFor('window.innerWidth === 360', 5_000, 'the narrow viewport');
+    const overflow = await page.evaluate<number>('document.documentElement.scrollWidth - document.documentElement.clientWidth');
+    expect(overflow).toBeLessThanOrEqual(0);
+    expect(await page.evaluate<string>('getComputedStyle(document.querySelector("#layers-table tr")).display')).toBe('block');
+    const offscreen = await page.evaluate<string[]>(`[...document.querySelectorAll('button, input, select')].filter((e) => {
+      const r = e.getBoundingClientRect(); return r.width > 0 && (r.right > window.innerWidth + 1 || r.left < -1); }).map((e) => e.id || e.textContent)`);
+    expect(offscreen).toEqual([]);
+    if (SHOTS) {
+      await page.screenshot(path.join(SHOTS, '9-narrow-top.png'), 0);
+      const top = await page.evaluate<number>('document.getElementById("layers").getBoundingClientRect().top + window.scrollY - 60');
+      await page.screenshot(path.join(SHOTS, '9-narrow-layers.png'), top);
+      await shot(page, '9-narrow');
+    }
+    await page.setViewport(1280, 1000);
+    await expectNoDefects(page);
+    expect(daemonLog).not.toMatch(/failed unexpectedly|crashed/);
+  }, 30_000);
+});
