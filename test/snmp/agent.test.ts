@@ -1,0 +1,261 @@
+/**
+ * imgbased-snmp end to end: the compiled subagent (dist/src/snmp/main.js) between the real sandbox daemon on a
+ * private system bus (shipped policy, real polkitd) and a real snmpd as AgentX master on a unix socket, with
+ * snmptrapd on loopback receiving what snmpd forwards (trap2sink). Queried with the net-snmp command-line tools and
+ * the shipped MIB.
+ */
+import type { ChildProcessWithoutNullStreams } from 'node:child_process';
+import { promises as fs } from 'node:fs';
+import * as path from 'node:path';
+import * as dbus from 'dbus-next';
+import * as snmp from 'net-snmp';
+import { createSandbox } from '../../src/sandbox/sysroot';
+import { eventually, PrivateBus, REPO } from '../bus/harness';
+import { NotifyListener } from '../bus/notify-listener';
+import type { ImageSet } from '../helpers/host';
+import { imageSet, NVR, tempDir, V2_CHANGES } from '../helpers/host';
+import { freeUdpPort, MODULE, sleep, Snmpd, snmpTool, TrapReceiver } from './snmp-harness';
+
+const DAEMON = path.join(REPO, 'dist/src/daemon/main.js');
+const SUBAGENT = path.join(REPO, 'dist/src/snmp/main.js');
+const ROOT_OID = '.1.3.6.1.4.1.2312.13.2';
+
+describe('imgbased-snmp with snmpd, snmptrapd and the sandbox daemon', () => {
+  let dir: string;
+  let images: ImageSet;
+  let sysroot: string;
+  let bus: PrivateBus;
+  let daemon: ChildProcessWithoutNullStreams;
+  let daemonLog = '';
+  let subagent: ChildProcessWithoutNullStreams;
+  let subagentLog = '';
+  let snmpd: Snmpd;
+  let traps: TrapReceiver;
+  let port: number;
+  let conn: dbus.MessageBus;
+  let notify: NotifyListener;
+
+  const target = (): string => `127.0.0.1:${port}`;
+  const get = async (...names: string[]): Promise<string> => {
+    const r = await snmpTool('snmpget', ['-v2c', '-c', 'public', '-Oqv', target(), ...names.map((n) => `${MODULE}::${n}`)]);
+    if (r.code !== 0) throw new Error(`snmpget ${names.join(' ')}: ${r.stderr}\nsubagent:\n${subagentLog}`);
+    return r.stdout.replace(/\n$/, '');
+  };
+  const props = async (): Promise<Record<string, unknown>> => {
+    const reply = await conn.call(new dbus.Message({
+      destination: 'org.ovirt.Node', path: '/org/ovirt/Node', interface: 'org.freedesktop.DBus.Properties', member: 'GetAll',
+      signature: 's', body: ['org.ovirt.Node.Layers'],
+    }));
+    const all = reply?.body[0] as Record<string, dbus.Variant>;
+    return Object.fromEntries(Object.entries(all).map(([k, v]) => [k, v.value as unknown]));
+  };
+  const startDaemon = async (): Promise<void> => {
+    daemon = bus.spawnAs('root', [process.execPath, DAEMON, '--sysroot', sysroot, '--sandbox']);
+    daemon.stderr.on('data', (b: Buffer) => (daemonLog += b.toString()));
+    await eventually(async () => (await bus.busctl('root', ['status', 'org.ovirt.Node'])).code === 0, 20_000, 100);
+  };
+  const stopDaemon = async (): Promise<void> => {
+    if (daemon.exitCode !== null || daemon.signalCode !== null) return;
+    const exited = new Promise((r) => daemon.once('exit', r));
+    daemon.kill('SIGTERM');
+    await exited;
+  };
+
+  beforeAll(async () => {
+    await fs.access(SUBAGENT);
+    dir = await tempDir('snmp');
+    await fs.chmod(dir, 0o755);
+    images = await imageSet(dir);
+    sysroot = path.join(dir, 'sysroot');
+    await createSandbox({
+      sysroot, installImage: (await images.image(NVR.v1)).imagePath, trustedKeys: [path.join(images.key.trustedKeysDir, 'test.asc')],
+    });
+    bus = await PrivateBus.start({ polkit: true, extraPolicyDirs: [path.join(REPO, 'src/sandbox')] });
+    conn = bus.connect();
+    await startDaemon();
+    port = await freeUdpPort();
+    const trapPort = await freeUdpPort();
+    traps = await TrapReceiver.start(dir, trapPort);
+    snmpd = new Snmpd({ dir, agentxSocket: `unix:${path.join(dir, 'agentx-master')}`, port, trapPort });
+    await snmpd.start();
+    notify = await NotifyListener.start(dir);
+    subagent = bus.spawnAs('root', [process.execPath, SUBAGENT, '--master', `unix:${path.join(dir, 'agentx-master')}`, '--config', '/dev/null', '--verbose'],
+      { NOTIFY_SOCKET: notify.socketPath });
+    subagent.stderr.on('data', (b: Buffer) => (subagentLog += b.toString()));
+    await eventually(() => /registered .* with unix:/.test(subagentLog), 20_000, 50);
+  }, 180_000);
+
+  afterAll(async () => {
+    if (subagent && subagent.exitCode === null) {
+      const exited = new Promise((r) => subagent.once('exit', r));
+      subagent.kill('SIGTERM');
+      await exited;
+    }
+    await snmpd?.stop();
+    await traps?.stop();
+    await notify?.stop();
+    if (daemon) await stopDaemon();
+    await bus?.stop();
+    if (dir) await fs.rm(dir, { recursive: true, force: true });
+  });
+
+  const walk = async (tool: 'snmpwalk' | 'snmpbulkwalk', extra: string[] = []): Promise<string> => {
+    const r = await snmpTool(tool, ['-v2c', '-c', 'public', ...extra, target(), ROOT_OID]);
+    if (r.code !== 0 || r.stderr !== '') throw new Error(`${tool}: ${r.stderr}`);
+    return r.stdout;
+  };
+  const layerRows = (p: Record<string, unknown>): Array<Record<string, unknown>> =>
+    (p['Layers'] as Array<Record<string, dbus.Variant>>).map((d) => Object.fromEntries(Object.entries(d).map(([k, v]) => [k, v.value as unknown])));
+  const pool = (p: Record<string, unknown>): Record<string, unknown> =>
+    Object.fromEntries(Object.entries(p['Pool'] as Record<string, dbus.Variant>).map(([k, v]) => [k, v.value as unknown]));
+  const last = (p: Record<string, unknown>): Record<string, unknown> =>
+    Object.fromEntries(Object.entries(p['LastTransaction'] as Record<string, dbus.Variant>).map(([k, v]) => [k, v.value as unknown]));
+  const truth = (b: unknown): string => (b === true ? 'true(1)' : 'false(2)');
+
+  it('tells systemd READY=1, then STATUS= with the registration and the daemon\'s reachability', async () => {
+    await notify.waitFor((d) => d.pid === subagent.pid && d.data.split('\n').includes('READY=1'));
+    await notify.waitFor((d) => d.pid === subagent.pid && d.data.includes('STATUS=registered with the AgentX master; org.ovirt.Node reachable'));
+  });
+
+  it('snmpwalk of the subtree shows the daemon\'s values, named by the shipped MIB', async () => {
+    const out = await walk('snmpwalk');
+    const p = await props();
+    const layers = layerRows(p);
+    const pl = pool(p);
+    const lt = last(p);
+    const line = (name: string, value: string): string => `${MODULE}::${name} = ${value}\n`;
+    expect(out).toContain(line('ovnDaemonReachable.0', 'INTEGER: true(1)'));
+    expect(out).toContain(line('ovnDaemonVersion.0', `STRING: ${String(p['Version'])}`));
+    expect(out).toContain(line('ovnCurrentLayer.0', `STRING: ${String(p['CurrentLayer'])}`));
+    expect(out).toContain(line('ovnDefaultLayer.0', `STRING: ${String(p['DefaultLayer'])}`));
+    expect(out).toContain(line('ovnHealthStatus.0', `INTEGER: ${String(p['Health'])}(1)`));
+    expect(out).toContain(line('ovnLayerCount.0', `Gauge32: ${layers.length}`));
+    expect(out).toContain(line('ovnPoolSize.0', `Gauge32: ${Number(BigInt(pl['size'] as bigint) / 1048576n)} MiB`));
+    expect(out).toContain(line('ovnPoolDataPercent.0', `Gauge32: ${(Math.round(Number(pl['data-percent']) * 100) / 100).toFixed(2)} percent`));
+    expect(out).toContain(line('ovnLastTxId.0', `STRING: ${String(lt['id'])}`));
+    expect(out).toContain(line('ovnLastTxResult.0', 'INTEGER: succeeded(2)'));
+    layers.forEach((l, i) => {
+      expect(out).toContain(line(`ovnLayerName.${i + 1}`, `STRING: ${String(l['name'])}`));
+      expect(out).toContain(line(`ovnLayerBase.${i + 1}`, `STRING: ${String(l['base'])}`));
+      expect(out).toContain(line(`ovnLayerCurrent.${i + 1}`, `INTEGER: ${truth(l['current'])}`));
+      expect(out).toContain(line(`ovnLayerSize.${i + 1}`, `Gauge32: ${Number(BigInt(l['size'] as bigint) / 1048576n)} MiB`));
+    });
+    // every object of the MIB but the not-accessible index is there: 26 scalars + 7 columns × rows
+    expect(out.trim().split('\n')).toHaveLength(26 + 7 * layers.length);
+  });
+
+  it('snmpbulkwalk returns the same as snmpwalk; snmpget and snmptable read single values and the table', async () => {
+    const plain = await walk('snmpwalk');
+    expect(await walk('snmpbulkwalk', ['-Cr7'])).toBe(plain);
+    expect(await walk('snmpbulkwalk', ['-Cr50'])).toBe(plain);
+    const p = await props();
+    expect(await get('ovnCurrentLayer.0', 'ovnHealthStatus.0', 'ovnLayerName.1')).toBe(
+      [String(p['CurrentLayer']), String(p['Health']), String(layerRows(p)[0]?.['name'])].join('\n'));
+    const noInstance = await snmpTool('snmpget', ['-v2c', '-c', 'public', target(), `${MODULE}::ovnLayerName.99`, `${MODULE}::ovnCurrentLayer.1`]);
+    expect(noInstance.stdout).toMatch(/ovnLayerName\.99 = No Such Instance/);
+    expect(noInstance.stdout).toMatch(/ovnCurrentLayer\.1 = No Such Instance/);
+    const table = await snmpTool('snmptable', ['-v2c', '-c', 'public', '-Cf', '|', '-Ci', target(), `${MODULE}::ovnLayerTable`]);
+    expect(table.stderr).toBe('');
+    const rows = table.stdout.trim().split('\n');
+    expect(rows).toContain('index|ovnLayerName|ovnLayerKind|ovnLayerBase|ovnLayerCurrent|ovnLayerDefault|ovnLayerPinned|ovnLayerSize');
+    const l0 = layerRows(p)[0] ?? {};
+    expect(rows).toContain(`1|${String(l0['name'])}|layer|${String(l0['base'])}|true|true|false|${Number(BigInt(l0['size'] as bigint) / 1048576n)} MiB`);
+    // the MIB is read-only: a set is refused
+    const set = await snmpTool('snmpset', ['-v2c', '-c', 'public', target(), `${MODULE}::ovnCurrentLayer.0`, 's', 'x']);
+    expect(set.code).not.toBe(0);
+  });
+
+  it('an upgrade through D-Bus changes the values and snmptrapd receives ovnUpgradeFinished; a refused one ovnUpgradeFailed', async () => {
+    const v2 = await images.image(NVR.v2, { ...V2_CHANGES, extraMb: 48 });
+    const reply = await conn.call(new dbus.Message({
+      destination: 'org.ovirt.Node', path: '/org/ovirt/Node', interface: 'org.ovirt.Node.Layers', member: 'Upgrade',
+      signature: 'sa{sv}', body: [v2.imagePath, {}],
+    }));
+    const txPath = String(reply?.body[0]);
+    const txId = txPath.split('/').pop() ?? '';
+    // while it runs, the active transaction is visible (from the transaction's properties and Progress signals)
+    await eventually(async () => (await get('ovnActiveTxId.0', 'ovnActiveTxKind.0')) === `${txId}\nupgrade`, 30_000, 20);
+    const out = await traps.waitFor((o) => o.includes(`${ROOT_OID}.0.1`) && o.includes(txId), 60_000);
+    // the notification carries its OBJECTS with the new values
+    expect(out).toContain(`${ROOT_OID}.1.5.1.0 = STRING: ${txId}`);
+    expect(out).toContain(`${ROOT_OID}.1.5.2.0 = STRING: upgrade`);
+    expect(out).toContain(`${ROOT_OID}.1.1.4.0 = STRING: ${NVR.v2}+1`);
+    expect(await get('ovnDefaultLayer.0', 'ovnCurrentLayer.0', 'ovnLayerCount.0', 'ovnLastTxId.0', 'ovnLastTxKind.0', 'ovnLastTxResult.0', 'ovnActiveTxId.0'))
+      .toBe([`${NVR.v2}+1`, `${NVR.v1}+1`, '2', txId, 'upgrade', 'succeeded', ''].join('\n'));
+    expect(await get('ovnLayerName.2', 'ovnLayerDefault.2', 'ovnLayerDefault.1', 'ovnLayerCurrent.1')).toBe([`${NVR.v2}+1`, 'true', 'false', 'true'].join('\n'));
+
+    // an image older than every base: NotNewer, recorded as a failed upgrade
+    const older = await images.image('ovirt-node-ng-4.5.3-0.20241201.0');
+    const again = await conn.call(new dbus.Message({
+      destination: 'org.ovirt.Node', path: '/org/ovirt/Node', interface: 'org.ovirt.Node.Layers', member: 'Upgrade',
+      signature: 'sa{sv}', body: [older.imagePath, {}],
+    }));
+    const failedId = String(again?.body[0]).split('/').pop() ?? '';
+    const out2 = await traps.waitFor((o) => o.includes(`${ROOT_OID}.0.2`) && o.includes(failedId), 60_000);
+    expect(out2).toContain(`${ROOT_OID}.1.5.6.0 = STRING: org.ovirt.Node.Error.NotNewer`);
+    expect(await get('ovnLastTxResult.0', 'ovnLastTxErrorName.0')).toBe(['failed', 'org.ovirt.Node.Error.NotNewer'].join('\n'));
+  }, 120_000);
+
+  it('daemon restart: unreachable while down (values kept), then current again and still subscribed', async () => {
+    const before = await get('ovnDefaultLayer.0');
+    await stopDaemon();
+    await eventually(async () => (await get('ovnDaemonReachable.0')) === 'false', 10_000, 100);
+    expect(await get('ovnDefaultLayer.0')).toBe(before);
+    await startDaemon();
+    await eventually(async () => (await get('ovnDaemonReachable.0')) === 'true', 10_000, 100);
+    // a change after the restart arrives through the new subscription (Pin emits PropertiesChanged)
+    await conn.call(new dbus.Message({
+      destination: 'org.ovirt.Node', path: '/org/ovirt/Node', interface: 'org.ovirt.Node.Layers', member: 'Pin',
+      signature: 'sb', body: [`${NVR.v1}+1`, true],
+    }));
+    await eventually(async () => (await get('ovnLayerPinned.1')) === 'true', 10_000, 100);
+    expect(await get('ovnDefaultLayer.0')).toBe(String((await props())['DefaultLayer']));
+  }, 60_000);
+
+  it('snmpd restart: the subagent re-registers within its back-off', async () => {
+    const registrations = (): number => (subagentLog.match(/agentx: registered /g) ?? []).length;
+    const n = registrations();
+    await snmpd.stop();
+    await sleep(300);
+    const t0 = Date.now();
+    await snmpd.start();
+    await eventually(async () => {
+      const r = await snmpTool('snmpget', ['-v2c', '-c', 'public', '-Oqv', '-t', '0.5', '-r', '0', target(), `${MODULE}::ovnCurrentLayer.0`], 5000);
+      return r.code === 0 && !/No Such Object/.test(r.stdout);
+    }, 15_000, 100);
+    const ms = Date.now() - t0;
+    process.stdout.write(`snmpd back (answering) → subtree served again after ${ms} ms\n`);
+    expect(registrations()).toBe(n + 1);
+    expect(ms).toBeLessThan(10_000 + 2_000); // the back-off's ceiling, plus slack for 2 busy cores
+  }, 60_000);
+
+  it('200 parallel GETs through snmpd are all answered, with the right values', async () => {
+    const p = await props();
+    const session = snmp.createSession('127.0.0.1', 'public', { port, version: snmp.Version2c, timeout: 10_000, retries: 0 });
+    const oids = ['1.3.6.1.4.1.2312.13.2.1.1.3.0', '1.3.6.1.4.1.2312.13.2.1.6.1.2.1'];
+    try {
+      const t0 = Date.now();
+      const results = await Promise.all(Array.from({ length: 200 }, () => new Promise<snmp.SessionVarbind[]>((resolve, reject) => {
+        session.get(oids, (err, vbs) => (err ? reject(err) : resolve(vbs ?? [])));
+      })));
+      process.stdout.write(`200 parallel GETs answered in ${Date.now() - t0} ms\n`);
+      expect(results).toHaveLength(200);
+      for (const vbs of results) {
+        expect(vbs.map((v) => (snmp.isVarbindError(v) ? snmp.varbindError(v) : String(v.value)))).toEqual([
+          String(p['CurrentLayer']), String(layerRows(p)[0]?.['name']),
+        ]);
+      }
+    } finally {
+      session.close();
+    }
+  }, 60_000);
+
+  it('SIGTERM: closes its AgentX session (snmpd forgets the subtree at once) and exits 0', async () => {
+    const exited = new Promise<number | null>((r) => subagent.once('exit', (code) => r(code)));
+    subagent.kill('SIGTERM');
+    expect(await exited).toBe(0);
+    const r = await snmpTool('snmpget', ['-v2c', '-c', 'public', target(), `${MODULE}::ovnCurrentLayer.0`]);
+    expect(r.stdout).toMatch(/No Such Object/);
+    process.stdout.write(`${/agentx: \d+ requests answered.*/.exec(subagentLog)?.[0] ?? subagentLog}\n`);
+  });
+});
