@@ -386,9 +386,9 @@ export class Daemon implements ManagerBackend {
     if (o.keep !== undefined && o.keep < 1) throw new InvalidArgumentError('Upgrade: option "keep" must be at least 1');
     await this.authorizer.check(call.sender, POLKIT_ACTIONS.upgrade);
     const method = o.method as 'tree' | 'blocks' | undefined;
-    return this.start('upgrade', call, o.wait ?? false, ({ id, signal, onProgress }) =>
+    return this.start('upgrade', call, o.wait ?? false, ({ id, initiator, signal, onProgress }) =>
       this.engine.upgrade(image, {
-        id, signal, onProgress, initiator: call.sender, allowDowngrade: o['allow-downgrade'] ?? false,
+        id, signal, onProgress, initiator, allowDowngrade: o['allow-downgrade'] ?? false,
         ...(method ? { method } : {}), ...(o.keep !== undefined ? { keepBases: o.keep } : {}),
       }));
   }
@@ -400,8 +400,8 @@ export class Daemon implements ManagerBackend {
     const reboot = o.reboot ?? false;
     // Refused up front, before anything changes; asked again right before the reboot itself.
     if (reboot) assertRebootAllowed(await this.pollVms(), 'the rollback');
-    return this.start('rollback', call, o.wait ?? false, async ({ id, signal, onProgress }) => {
-      const outcome = await this.engine.rollback(layer === '' ? null : layer, { id, signal, onProgress, initiator: call.sender });
+    return this.start('rollback', call, o.wait ?? false, async ({ id, initiator, signal, onProgress }) => {
+      const outcome = await this.engine.rollback(layer === '' ? null : layer, { id, signal, onProgress, initiator });
       return reboot ? this.rebootAfter(outcome, 'reboot into the rolled-back layer') : outcome;
     });
   }
@@ -410,16 +410,16 @@ export class Daemon implements ManagerBackend {
     const o = parseOptions(options, { wait: 'b', keep: 'u' }, 'Cleanup');
     if (o.keep !== undefined && o.keep < 1) throw new InvalidArgumentError('Cleanup: option "keep" must be at least 1');
     await this.authorizer.check(call.sender, POLKIT_ACTIONS.cleanup);
-    return this.start('cleanup', call, o.wait ?? false, ({ id, signal, onProgress }) =>
-      this.engine.cleanup(o.keep ?? null, { id, signal, onProgress, initiator: call.sender }));
+    return this.start('cleanup', call, o.wait ?? false, ({ id, initiator, signal, onProgress }) =>
+      this.engine.cleanup(o.keep ?? null, { id, signal, onProgress, initiator }));
   }
 
   async removeBase(call: CallContext, nvr: string, options: unknown): Promise<string> {
     const o = parseOptions(options, { wait: 'b' }, 'RemoveBase');
     bounded('RemoveBase', 'nvr', nvr, MAX_NAME_BYTES);
     await this.authorizer.check(call.sender, POLKIT_ACTIONS.cleanup);
-    return this.start('remove-base', call, o.wait ?? false, ({ id, signal, onProgress }) =>
-      this.engine.removeBase(nvr, { id, signal, onProgress, initiator: call.sender }));
+    return this.start('remove-base', call, o.wait ?? false, ({ id, initiator, signal, onProgress }) =>
+      this.engine.removeBase(nvr, { id, signal, onProgress, initiator }));
   }
 
   async pin(call: CallContext, layer: string, pinned: boolean): Promise<void> {
@@ -516,8 +516,8 @@ export class Daemon implements ManagerBackend {
     if (!found) throw new Error('decideTrigger chose to upgrade without an update');
     const image = found.path;
     this.log.info(`automatic update (${mode}): ${d.reboot ? 'applying' : 'staging'} ${found.nvr}`);
-    const tx = await this.start('upgrade', call, o.wait ?? false, async ({ id, signal, onProgress }) => {
-      const outcome = await this.engine.upgrade(image, { id, signal, onProgress, initiator: `automatic update (${call.sender})` });
+    const tx = await this.start('upgrade', call, o.wait ?? false, async ({ id, initiator, signal, onProgress }) => {
+      const outcome = await this.engine.upgrade(image, { id, signal, onProgress, initiator });
       if (outcome.record.state === 'succeeded' && this.available === found.nvr) {
         this.available = null;
       }

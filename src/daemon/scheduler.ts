@@ -29,7 +29,8 @@ export interface JobSnapshot {
   readonly error: readonly [string, string];
 }
 
-export type JobWork = (ctx: { id: string; signal: AbortSignal; onProgress: (e: ProgressEvent) => void }) => Promise<Outcome>;
+/** The work of a job. `initiator` is who asked ("uid 0 (:1.42)"), recorded in the transaction's history. */
+export type JobWork = (ctx: { id: string; initiator: string; signal: AbortSignal; onProgress: (e: ProgressEvent) => void }) => Promise<Outcome>;
 
 export interface JobEvents {
   progress: [JobSnapshot];
@@ -143,6 +144,7 @@ export class Scheduler extends EventEmitter<{ changed: [Job | null]; finished: [
     try {
       const outcome = await job.work({
         id: job.snapshot.id,
+        initiator: job.snapshot.initiator,
         signal: job.abort.signal,
         onProgress: (e) => {
           job.update({

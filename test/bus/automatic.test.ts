@@ -158,6 +158,7 @@ describe('automatic update policy × running VMs × maintenance window', () => {
     expect(await finish(String(tx))).toBe('succeeded');
     const [[last]] = (await call('GetHistory', 'u', [1])) as [[{ initiator: string; warnings: string[]; kind: string }]];
     expect(last?.kind).toBe('upgrade');
+    expect(last?.initiator).toMatch(new RegExp(`^automatic update \\(${policy}\\): uid 0 \\(:`));
     expect(String(await prop('Initiator', TX_IFACE, String(tx)))).toMatch(new RegExp(`^automatic update \\(${policy}\\): uid 0`));
     expect(await prop('DefaultLayer')).toBe(NEW);
     expect([await prop('UpdateAvailable'), await prop('AvailableVersion')]).toEqual([false, '']);
