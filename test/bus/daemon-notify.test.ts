@@ -124,7 +124,7 @@ describe('imgbased daemon under a NOTIFY_SOCKET with a watchdog', () => {
   it('STATUS names the running transaction and returns to idle; WATCHDOG=1 keeps up while an upgrade works', async () => {
     const img = await images.image(NVR.v2, { extraMb: 96, fileName: 'v2-big.img' });
     const p = startDaemon();
-    await notify.waitFor((d) => d.pid === p.pid && d.data.split('\n').includes('READY=1'), 20_000);
+    const ready = await notify.waitFor((d) => d.pid === p.pid && d.data.split('\n').includes('READY=1'), 20_000);
     await root.addMatch("type='signal',sender='org.ovirt.Node'");
     const t0 = Date.now();
     const [tx] = ok(await root.call({ ...LAYERS, member: 'Upgrade', signature: 'sa{sv}', body: [img.imagePath, {}] })) as [string];
@@ -133,11 +133,15 @@ describe('imgbased daemon under a NOTIFY_SOCKET with a watchdog', () => {
     expect(finished.body).toEqual([true, '', '']);
     const t1 = Date.now();
     await notify.waitFor((d) => d.pid === p.pid && d.t > t1 - 50 && d.data === 'STATUS=idle', 5_000);
-    const during = notify.lines(p.pid).filter((l) => l.t >= t0 - WATCHDOG_MS && l.t <= t1 + WATCHDOG_MS);
-    const dogs = during.filter((l) => l.line === 'WATCHDOG=1').map((l) => l.t);
+    await notify.waitFor((d) => d.pid === p.pid && d.t >= t1 && d.data === 'WATCHDOG=1', 2 * WATCHDOG_MS);
+    // every ping from READY=1 until the first one after the upgrade ended
+    const dogs = notify.lines(p.pid).filter((l) => l.line === 'WATCHDOG=1' && l.t >= ready.t).map((l) => l.t);
     const gaps = dogs.slice(1).map((t, i) => t - (dogs[i] ?? t));
     process.stdout.write(`upgrade took ${t1 - t0} ms; watchdog gaps: max ${Math.max(...gaps).toFixed(0)} ms over ${gaps.length}\n`);
-    expect(gaps.length).toBeGreaterThanOrEqual(Math.floor((t1 - t0) / (WATCHDOG_MS / 2)) - 1);
+    // The pings cover READY=1 → past the end of the upgrade with no gap a watchdog would fire on. (Not a count: on
+    // a loaded machine timers run late, which is fine as long as no gap reaches the limit.)
+    expect((dogs[0] ?? Infinity) - ready.t).toBeLessThan(WATCHDOG_MS);
+    expect(dogs.at(-1)).toBeGreaterThanOrEqual(t1);
     expect(Math.max(...gaps)).toBeLessThan(WATCHDOG_MS);
     const statuses = notify.lines(p.pid).map((l) => l.line).filter((l) => l.startsWith('STATUS='));
     expect(statuses.slice(-2)).toEqual([`STATUS=running transaction ${id} (upgrade)`, 'STATUS=idle']);
