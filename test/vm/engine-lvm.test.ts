@@ -18,41 +18,21 @@ import { diffManifests, treeManifest } from '../../src/image/tree-manifest';
 import { bootSandbox } from '../../src/sandbox/sysroot';
 import { TAG } from '../../src/storage/backend';
 import { LvmBackend } from '../../src/storage/lvm';
-import { isInternalLv, LV_FIELDS, parseLvsReport, REPORT_ARGS } from '../../src/storage/lvm-report';
 import { run } from '../../src/system/run';
 import type { ImageSet } from '../helpers/host';
 import { imageSet, NVR, V2_CHANGES } from '../helpers/host';
 import { entryText, grubenvBlock, KVER } from '../helpers/boot-text';
-import { GiB, MiB, lvRecord, makeVg, sh, type VgFixture } from './lvm-fixture';
+import { GiB, MiB, lvRecord, sh, type VgFixture } from './lvm-fixture';
+import { installOvirtHost, lvsState, OVIRT_CONFIG, POOL, ROOT_BYTES, VG, type LvState } from './ovirt-host';
 
 const pexec = promisify(execFile);
 const CLI = path.resolve(__dirname, '../../src/cli/imgbased.js');
-const VG = 'onn';
-const POOL = 'pool00';
-const ROOT_BYTES = 256 * MiB;
 const V4 = 'ovirt-node-ng-4.5.7-0.20250901.0';
 const V5 = 'ovirt-node-ng-4.5.8-0.20251201.0';
-const CMDLINE = 'root=/dev/onn/root ro rd.lvm.lv=onn/root crashkernel=auto quiet\n';
 /** IMGBASED_VM_CRASH=full: every apply boundary (17) plus one finalize boundary; default: 5 + 1 (see below). */
 const FULL_MATRIX = process.env['IMGBASED_VM_CRASH'] === 'full';
 
 
-
-interface LvState {
-  attr: string;
-  tags: readonly string[];
-  origin: string | null;
-  size: number;
-}
-
-/** Every LV of the VG (thin pool and internals excluded) straight from `lvs`. */
-async function lvsState(): Promise<Record<string, LvState>> {
-  const recs = parseLvsReport(await sh('lvs', ...REPORT_ARGS, '-o', LV_FIELDS.join(','), VG));
-  return Object.fromEntries(
-    recs.filter((r) => !isInternalLv(r)).sort((a, b) => a.name.localeCompare(b.name))
-      .map((r) => [r.name, { attr: r.attrString, tags: [...r.tags].sort(), origin: r.origin, size: r.sizeBytes }]),
-  );
-}
 
 async function walk(root: string, rel = ''): Promise<string[]> {
   let names: string[];
@@ -160,31 +140,12 @@ describe('engine on real LVM thin: init, upgrade, rollback, cleanup, crashes, po
     img['v5'] = (await images.image(V5, { extraMb: 24 })).imagePath;
 
     // The installer: VG + thin pool (no autoextend room issues: 20G disk), a thin root LV with the image's tree.
-    fx = await makeVg({ vg: VG, pool: POOL, poolBytes: GiB, poolMetadataBytes: 16 * MiB });
-    await sh('lvchange', '-q', '--errorwhenfull', 'y', `${VG}/${POOL}`);
-    sysroot = path.join(fx.mountRoot, 'sysroot');
-    runningMnt = path.join(fx.mountRoot, 'running');
-    await fs.mkdir(runningMnt);
-    await sh('lvcreate', '-qy', '--thin', '--virtualsize', `${ROOT_BYTES}b`, '-n', 'root', `${VG}/${POOL}`);
-    await sh('mkfs.ext4', '-q', '-E', 'discard', `/dev/${VG}/root`);
-    for (const d of ['boot', 'etc/imgbased/trusted.d', 'var/lib/imgbased', 'proc', 'run/imgbased']) {
-      await fs.mkdir(path.join(sysroot, d), { recursive: true });
-    }
-    const v1 = await openImage({ imagePath: img['v1'], workDir: path.join(sysroot, 'run/imgbased') });
-    try {
-      await sh('mount', `/dev/${VG}/root`, runningMnt);
-      await sh('cp', '-a', '--', `${v1.root}/.`, runningMnt);
-      await sh('cp', '-a', '--', `${v1.root}/var/.`, path.join(sysroot, 'var'));
-      await sh('umount', runningMnt);
-    } finally {
-      await v1.close();
-    }
-    await fs.writeFile(
-      path.join(sysroot, 'etc/imgbased/imgbased.conf'),
-      `[Storage]\nBackend=lvm\nVolumeGroup=${VG}\nThinPool=${POOL}\n[Upgrade]\nRequireSignature=true\n`,
-    );
-    await fs.copyFile(path.join(images.key.trustedKeysDir, 'test.asc'), path.join(sysroot, 'etc/imgbased/trusted.d/test.asc'));
-    await fs.writeFile(path.join(sysroot, 'proc/cmdline'), CMDLINE);
+    const host = await installOvirtHost({
+      imagePath: img['v1'], trustedKey: path.join(images.key.trustedKeysDir, 'test.asc'), config: OVIRT_CONFIG, writeCmdline: true,
+    });
+    fx = host.fx;
+    sysroot = host.sysroot;
+    runningMnt = host.scratchMount;
     engine = await openEngine();
   });
 

@@ -1,0 +1,31 @@
+# imgbased — build and install the way a package lays the project out (docs/INSTALL.md).
+#
+#   make build                                  compile the TypeScript into dist/ (npx tsc -p tsconfig.build.json)
+#   make install DESTDIR=/tmp/root PREFIX=/usr  install the built tree (dist/ + production node_modules) under DESTDIR
+#
+# `install` does not build: run `make build` first (an RPM's %build, then %install). The work is done by
+# scripts/install.sh, which the RPM spec, a Debian package and the VM tier share.
+
+PREFIX      ?= /usr
+DESTDIR     ?=
+SYSCONFDIR  ?= /etc
+LIBDIR      ?= $(PREFIX)/lib
+LIBEXECDIR  ?= $(PREFIX)/libexec
+BINDIR      ?= $(PREFIX)/bin
+DATADIR     ?= $(PREFIX)/share
+UNITDIR     ?= $(PREFIX)/lib/systemd/system
+TMPFILESDIR ?= $(PREFIX)/lib/tmpfiles.d
+# The node the launchers exec: a bare name is looked up in PATH when they run.
+NODEJS      ?= node
+
+.PHONY: all build install
+
+all: build
+
+build:
+	npx tsc -p tsconfig.build.json
+
+install:
+	DESTDIR='$(DESTDIR)' PREFIX='$(PREFIX)' SYSCONFDIR='$(SYSCONFDIR)' LIBDIR='$(LIBDIR)' \
+	LIBEXECDIR='$(LIBEXECDIR)' BINDIR='$(BINDIR)' DATADIR='$(DATADIR)' UNITDIR='$(UNITDIR)' \
+	TMPFILESDIR='$(TMPFILESDIR)' NODEJS='$(NODEJS)' ./scripts/install.sh
