@@ -1,33 +1,62 @@
 /**
  * The Cockpit page (Node Layers) in a real browser against real components: the compiled imgbased daemon in sandbox
  * mode on a private system bus (the SHIPPED bus policy) with a real polkitd (the SHIPPED .policy), a real cockpit-ws
- * + cockpit-bridge serving the package built by scripts/build-cockpit.sh, and headless Chromium driven over the
- * DevTools protocol (test/cockpit/chromium.ts).
+ * + cockpit-bridge serving the package built by scripts/build-cockpit.sh, and Debian's headless Chromium driven by
+ * playwright-core (test/cockpit/browser.ts; a fresh browser context per tab).
  *
  * cockpit-ws --local-session runs the bridge as the user cockpit-ws runs as: root here, which polkit always
  * authorizes (the transaction's Initiator says "uid 0"); a second cockpit-ws runs as nobody, whose mutating calls
  * polkit refuses — the page must say NotAuthorized and change nothing.
  *
- * Screenshots: IMGBASED_COCKPIT_SHOTS=/some/dir keeps PNGs of the page at each stage.
+ * An upgrade started from the compiled nodectl while the page is open appears live in it.
+ *
+ * Screenshots of the main states are saved on every run into test-artifacts/cockpit/ (or IMGBASED_COCKPIT_SHOTS=DIR).
+ * IMGBASED_UPDATE_DOCS_SCREENSHOT=1 also rewrites docs/cockpit-node-layers.png (the loaded page at 1280×800).
  */
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import type { ChildProcessWithoutNullStreams } from 'node:child_process';
+import type { BrowserContextOptions } from 'playwright-core';
 import { createSandbox } from '../../src/sandbox/sysroot';
 import { eventually, NOBODY_GID, NOBODY_UID, PrivateBus, runCommand } from '../bus/harness';
 import type { RemoteClient } from '../bus/harness';
-import { ok, unwrap } from '../bus/wire';
+import { ok, unwrap, v } from '../bus/wire';
 import { imageSet, NVR, tempDir } from '../helpers/host';
 import type { ImageSet } from '../helpers/host';
-import { Chromium, CHROMIUM } from './chromium';
-import type { Page } from './chromium';
+import { CHROMIUM, TestBrowser } from './browser';
+import type { Tab } from './browser';
 import { COCKPIT_WS, CockpitWs } from './cockpit-ws';
 
 const REPO = path.resolve(__dirname, '../..');
 const DAEMON = path.join(REPO, 'dist/src/daemon/main.js');
 const NODE = { destination: 'org.ovirt.Node', path: '/org/ovirt/Node' };
 const LAYERS = { ...NODE, interface: 'org.ovirt.Node.Layers' };
-const SHOTS = process.env['IMGBASED_COCKPIT_SHOTS'];
+const NODECTL = path.join(REPO, 'dist/src/cli/nodectl.js');
+/** Where the screenshots of every run go (the PNGs from the previous run there are removed first). */
+const SHOTS = process.env['IMGBASED_COCKPIT_SHOTS'] || path.join(REPO, 'test-artifacts/cockpit');
+/** The screenshot the README shows: rewritten only on request. */
+const DOCS_SHOT = process.env['IMGBASED_UPDATE_DOCS_SCREENSHOT'] === '1' ? path.join(REPO, 'docs/cockpit-node-layers.png') : undefined;
+
+/** The pids of the direct children of a process (any of its threads') whose argv satisfies the predicate. */
+async function childrenOf(ppid: number, match: (argv: string[]) => boolean): Promise<number[]> {
+  const found: number[] = [];
+  for (const tid of await fs.readdir(`/proc/${ppid}/task`).catch(() => [])) {
+    const children = await fs.readFile(`/proc/${ppid}/task/${tid}/children`, 'utf8').catch(() => '');
+    for (const pid of children.split(' ').filter((x) => x !== '').map(Number)) {
+      const argv = (await fs.readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')).split('\0').filter((x) => x !== '');
+      if (match(argv)) found.push(pid);
+    }
+  }
+  return found;
+}
+
+/** Whether a signal is pending for the process (or the process is gone). */
+async function pendingOrGone(pid: number, signal: number): Promise<boolean> {
+  const status = await fs.readFile(`/proc/${pid}/status`, 'utf8').catch(() => null);
+  if (status === null || /^State:\s+Z/m.test(status)) return true;
+  const pending = [/^ShdPnd:\s+([0-9a-f]+)/m, /^SigPnd:\s+([0-9a-f]+)/m].map((re) => BigInt(`0x${re.exec(status)?.[1] ?? '0'}`));
+  return pending.some((mask) => (mask & (1n << BigInt(signal - 1))) !== 0n);
+}
 
 describe('Cockpit page "Node Layers" in Chromium via cockpit-ws', () => {
   let dir: string;
@@ -38,9 +67,8 @@ describe('Cockpit page "Node Layers" in Chromium via cockpit-ws', () => {
   let daemonLog = '';
   let root: RemoteClient;
   let ws: CockpitWs;
-  let browser: Chromium;
-  let page: Page;
-  const opened: Page[] = [];
+  let browser: TestBrowser;
+  let page: Tab;
 
   const prop = async (name: string, iface = 'org.ovirt.Node.Layers', objPath = NODE.path): Promise<unknown> =>
     unwrap(ok(await root.call({
@@ -48,16 +76,14 @@ describe('Cockpit page "Node Layers" in Chromium via cockpit-ws', () => {
       signature: 'ss', body: [iface, name],
     }))[0]);
   const layers = async (): Promise<Array<Record<string, unknown>>> => (await prop('Layers')) as Array<Record<string, unknown>>;
-  const textOf = (p: Page, selector: string): Promise<string> =>
-    p.evaluate<string>(`(document.querySelector(${JSON.stringify(selector)})?.innerText ?? '').trim()`);
-  const shot = async (p: Page, name: string): Promise<void> => {
-    if (SHOTS) await p.screenshot(path.join(SHOTS, `${name}.png`));
-  };
+  const bases = (p: Tab): Promise<string[]> => p.evaluate<string[]>(`[...document.querySelectorAll('#layers-table tbody')].map((g) => g.dataset.base)`);
+  /** A screenshot into the artifacts directory: the whole page, or (fullPage false) what the viewport shows. */
+  const shot = (p: Tab, name: string, fullPage = true): Promise<void> => p.screenshot(path.join(SHOTS, `${name}.png`), fullPage);
 
-  async function openPage(server: CockpitWs = ws): Promise<Page> {
-    const p = await browser.newPage();
-    opened.push(p);
-    await p.goto(server.url('ovirt-node'));
+  /** A new tab (fresh browser context) with the page loaded: state, layers, checks and history rendered. */
+  async function openPage(server: CockpitWs = ws, options: BrowserContextOptions = {}): Promise<Tab> {
+    const p = await browser.newTab(options);
+    await p.page.goto(server.url('ovirt-node'));
     await p.waitFor('document.getElementById("app")?.dataset.ready === "true"', 20_000, 'the page to load its state');
     await p.waitFor('document.querySelector("#layers-table") && document.querySelector("#check-table") && document.querySelector("#history table, #history p")',
       15_000, 'layers, checks and history');
@@ -68,7 +94,7 @@ describe('Cockpit page "Node Layers" in Chromium via cockpit-ws', () => {
    * The next outcome alert not returned before: data-outcome (success/danger/info) and its text. (The page makes a
    * new element for every outcome; the one returned is marked, so a test never mistakes the previous action's.)
    */
-  async function outcome(p: Page, timeoutMs = 60_000): Promise<{ kind: string; text: string }> {
+  async function outcome(p: Tab, timeoutMs = 60_000): Promise<{ kind: string; text: string }> {
     return p.waitFor<{ kind: string; text: string }>(`(() => {
       const a = document.querySelector('#tx-result [data-outcome]:not([data-test-seen])');
       if (!a) return null;
@@ -77,17 +103,49 @@ describe('Cockpit page "Node Layers" in Chromium via cockpit-ws', () => {
     })()`, timeoutMs, 'the transaction outcome');
   }
 
-  async function expectNoDefects(p: Page): Promise<void> {
+  /**
+   * From now on, record in the page every progress value and step the transaction card shows (from the bar's
+   * aria-valuetext, "P% — step", which the page sets on every render), with the card's heading, into
+   * window.__progress; and mark the document (window.__notReloaded) so a reload would show. The mutation records'
+   * old values keep renders that happen within one task (the last Progress and Finished arriving together on a busy
+   * machine) from being missed.
+   */
+  async function recordProgress(p: Tab): Promise<void> {
+    await p.evaluate(`(() => {
+      window.__notReloaded = true;
+      window.__progress = [];
+      if (window.__progressObserver) return;
+      const bar = document.getElementById('tx-progress');
+      const push = (text) => {
+        const m = /^(\\d+(?:\\.\\d+)?)% — ([^]*)$/.exec(text ?? '');
+        if (!m) return;
+        const e = { value: Number(m[1]), step: m[2] || 'waiting', heading: document.getElementById('tx-heading').innerText };
+        const last = window.__progress[window.__progress.length - 1];
+        if (!last || last.value !== e.value || last.step !== e.step || last.heading !== e.heading) window.__progress.push(e);
+      };
+      window.__progressObserver = new MutationObserver((records) => {
+        const changes = records.filter((r) => r.target === bar && r.attributeName === 'aria-valuetext');
+        for (const r of changes.slice(1)) push(r.oldValue);
+        if (changes.length > 0) push(bar.getAttribute('aria-valuetext'));
+      });
+      window.__progressObserver.observe(bar, { attributes: true, attributeFilter: ['aria-valuetext'], attributeOldValue: true });
+    })()`);
+  }
+  const recorded = (p: Tab): Promise<Array<{ value: number; step: string; heading: string }>> => p.evaluate('window.__progress');
+
+  async function expectNoDefects(p: Tab): Promise<void> {
     expect(await p.allDefects()).toEqual([]);
   }
 
   beforeAll(async () => {
-    for (const [file, hint] of [[DAEMON, 'compile first: npx tsc -p tsconfig.build.json'], [COCKPIT_WS, 'scripts/setup.sh installs cockpit-ws'],
-      [CHROMIUM, 'scripts/setup.sh installs chromium']] as const) {
+    for (const [file, hint] of [[DAEMON, 'compile first: npx tsc -p tsconfig.build.json'], [NODECTL, 'compile first: npx tsc -p tsconfig.build.json'],
+      [COCKPIT_WS, 'scripts/setup.sh installs cockpit-ws'], [CHROMIUM, 'scripts/setup.sh installs chromium']] as const) {
       await fs.access(file).catch(() => {
         throw new Error(`${file} is missing (${hint})`);
       });
     }
+    await fs.mkdir(SHOTS, { recursive: true });
+    for (const f of await fs.readdir(SHOTS)) if (f.endsWith('.png')) await fs.rm(path.join(SHOTS, f), { force: true });
     dir = await tempDir('cockpit');
     await fs.chmod(dir, 0o755);
     images = await imageSet(dir);
@@ -111,11 +169,10 @@ describe('Cockpit page "Node Layers" in Chromium via cockpit-ws', () => {
     await eventually(async () => (await bus.busctl('root', ['status', 'org.ovirt.Node'])).code === 0, 20_000, 100);
     root = await bus.clientAs('root');
     ws = await CockpitWs.start({ systemBus: bus.address, dataDir: share });
-    browser = await Chromium.launch();
+    browser = await TestBrowser.launch();
   }, 180_000);
 
   afterAll(async () => {
-    for (const p of opened) await p.close();
     await browser?.close();
     await ws?.stop();
     if (daemon && daemon.exitCode === null && daemon.signalCode === null) {
@@ -131,32 +188,32 @@ describe('Cockpit page "Node Layers" in Chromium via cockpit-ws', () => {
     const t0 = Date.now();
     page = await openPage();
     const loadMs = Date.now() - t0;
-    expect(await textOf(page, '#current-layer')).toBe(await prop('CurrentLayer'));
-    expect(await textOf(page, '#default-layer')).toBe(await prop('DefaultLayer'));
-    expect(await textOf(page, '#current-layer')).toBe(`${NVR.v1}+1`);
+    expect(await page.textOf('#current-layer')).toBe(await prop('CurrentLayer'));
+    expect(await page.textOf('#default-layer')).toBe(await prop('DefaultLayer'));
+    expect(await page.textOf('#current-layer')).toBe(`${NVR.v1}+1`);
 
     // The tree: the base row, then its layer with current / boot default badges, size, boot entry.
     const tree = await page.evaluate<Array<{ base: string; layers: string[] }>>(`[...document.querySelectorAll('#layers-table tbody')].map((g) => ({
       base: g.dataset.base, layers: [...g.querySelectorAll('tr.layer-row')].map((r) => r.innerText.replace(/\\s+/g, ' ').trim()) }))`);
     expect(tree).toEqual([{ base: NVR.v1, layers: [expect.stringMatching(new RegExp(`^└ ${NVR.v1.replace(/\./g, '\\.')}\\+1 current boot default 4\\.5\\.4-0\\.20250101\\.0 \\d+ MiB no \\S+ Pin$`))] }]);
     const [layer] = await layers();
-    expect(await textOf(page, `tr[data-layer="${NVR.v1}+1"] td[data-label="Boot entry"]`)).toBe(String(layer?.['boot-entry']));
+    expect(await page.textOf(`tr[data-layer="${NVR.v1}+1"] td[data-label="Boot entry"]`)).toBe(String(layer?.['boot-entry']));
 
     // Pool bars carry the daemon's percentages and the 80% threshold.
     const pool = (await prop('Pool')) as Record<string, number>;
     const bars = await page.evaluate<Array<{ now: number; text: string }>>(`[...document.querySelectorAll('#pool [role=meter]')].map((m) => ({
       now: Number(m.getAttribute('aria-valuenow')), text: m.getAttribute('aria-valuetext') }))`);
     expect(bars.map((b) => b.now)).toEqual([Number(pool['data-percent']?.toFixed(1)), Number(pool['metadata-percent']?.toFixed(1))]);
-    expect(await textOf(page, '#pool')).toContain('Threshold 80%');
+    expect(await page.textOf('#pool')).toContain('Threshold 80%');
 
     // Check results, policy, VMs, history.
     const [status, results] = ok(await root.call({ ...LAYERS, member: 'Check' })) as [string, unknown[]];
-    expect(await textOf(page, '#check-status')).toBe(status);
-    expect(await page.evaluate<number>('document.querySelectorAll("#check-table tbody tr").length')).toBe(results.length);
-    expect(await page.evaluate<string>('document.getElementById("policy-select").value')).toBe(await prop('AutomaticUpdatePolicy'));
+    expect(await page.textOf('#check-status')).toBe(status);
+    expect(await page.locator('#check-table tbody tr').count()).toBe(results.length);
+    expect(await page.locator('#policy-select').inputValue()).toBe(await prop('AutomaticUpdatePolicy'));
     const vms = (await prop('VirtualMachines')) as { available: boolean; running: string[] };
-    expect(await textOf(page, '#vms')).toMatch(vms.available ? new RegExp(`^${vms.running.length}`) : /^unknown — libvirt did not answer/);
-    expect(await textOf(page, '#history-table')).toMatch(/Initialization\s+succeeded/);
+    expect(await page.textOf('#vms')).toMatch(vms.available ? new RegExp(`^${vms.running.length}`) : /^unknown — libvirt did not answer/);
+    expect(await page.textOf('#history-table')).toMatch(/Initialization\s+succeeded/);
 
     // The package's menu entry, as cockpit-ws serves the manifests to the shell.
     const manifests = await page.evaluate<Record<string, { menu?: Record<string, { label?: string }> }>>(
@@ -165,29 +222,19 @@ describe('Cockpit page "Node Layers" in Chromium via cockpit-ws', () => {
 
     // Accessible: every control has a name; no console errors, CSP violations or failed requests.
     expect(await page.unnamedControls()).toEqual([]);
-    await shot(page, '1-loaded');
+    await shot(page, '01-loaded');
+    if (DOCS_SHOT) await page.screenshot(DOCS_SHOT, false);
     await expectNoDefects(page);
     expect(loadMs).toBeLessThan(15_000);
   }, 60_000);
 
   it('upgrade from the page: the bar rises with step names, ends in success, the tree updates without a reload', async () => {
-    await page.evaluate(`(() => {
-      window.__notReloaded = true;
-      window.__progress = [];
-      const record = () => {
-        const p = document.getElementById('tx-progress');
-        const running = !document.getElementById('tx-running').hidden;
-        const step = document.getElementById('tx-step').innerText;
-        const last = window.__progress[window.__progress.length - 1];
-        if (running && (!last || last.value !== p.value || last.step !== step)) window.__progress.push({ value: p.value, step });
-      };
-      new MutationObserver(record).observe(document.getElementById('tx-card'), { subtree: true, childList: true, characterData: true, attributes: true });
-    })()`);
-    await page.click('#upgrade-newest');
+    await recordProgress(page);
+    await page.locator('#upgrade-newest').click();
     const result = await outcome(page, 90_000);
-    await shot(page, '2-upgraded');
+    await shot(page, '02-upgraded');
     expect(result).toEqual({ kind: 'success', text: `Upgrade to ${NVR.v2} succeeded.` });
-    const progress = await page.evaluate<Array<{ value: number; step: string }>>('window.__progress');
+    const progress = await recorded(page);
     const values = progress.map((p) => p.value);
     expect(new Set(values).size).toBeGreaterThan(2);
     expect(values).toEqual([...values].sort((a, b) => a - b));
@@ -201,9 +248,9 @@ describe('Cockpit page "Node Layers" in Chromium via cockpit-ws', () => {
     // Live: the new base and layer are in the tree, the default moved, in the same document.
     await page.waitFor(`document.querySelector('tr[data-layer="${NVR.v2}+1"]') !== null`, 10_000, 'the new layer row');
     expect(await page.evaluate<boolean>('window.__notReloaded === true')).toBe(true);
-    expect(await textOf(page, '#default-layer')).toBe(`${NVR.v2}+1 boots next`);
-    expect(await textOf(page, `tr[data-layer="${NVR.v2}+1"] th`)).toContain('boot default');
-    expect(await page.evaluate<string[]>(`[...document.querySelectorAll('#layers-table tbody')].map((g) => g.dataset.base)`)).toEqual([NVR.v1, NVR.v2]);
+    expect(await page.textOf('#default-layer')).toBe(`${NVR.v2}+1 boots next`);
+    expect(await page.textOf(`tr[data-layer="${NVR.v2}+1"] th`)).toContain('boot default');
+    expect(await bases(page)).toEqual([NVR.v1, NVR.v2]);
     await page.waitFor(`/Upgrade\\s+succeeded/.test(document.getElementById('history').innerText)`, 10_000, 'the upgrade in the history');
 
     // The bridge (cockpit-ws --local-session) runs as root, and root is who polkit was asked about: the caller's
@@ -222,128 +269,192 @@ describe('Cockpit page "Node Layers" in Chromium via cockpit-ws', () => {
 
   it('a failing upgrade (corrupted .sha256) shows the D-Bus error name and message, never success', async () => {
     const bad = await images.image(NVR.v3, { corrupt: 'checksum', fileName: 'v3-bad-checksum.img' });
-    await page.type('#upgrade-path', bad.imagePath);
-    await page.press('#upgrade-path', 'Enter'); // submits the form, keyboard only
+    // Keyboard only: typed into the field, Enter submits the form.
+    const input = page.locator('#upgrade-path');
+    await input.clear();
+    await input.pressSequentially(bad.imagePath);
+    await input.press('Enter');
     const result = await outcome(page, 60_000);
-    await shot(page, '3-failed-upgrade');
+    await shot(page, '03-upgrade-failed');
     const [record] = unwrap(ok(await root.call({ ...LAYERS, member: 'GetHistory', signature: 'u', body: [1] }))[0]) as Array<Record<string, string>>;
     expect(record).toMatchObject({ kind: 'upgrade', state: 'failed', 'error-name': 'org.ovirt.Node.Error.VerificationFailed' });
     expect(result.kind).toBe('danger');
     expect(result.text).toBe(`Upgrade from ${bad.imagePath} failed: org.ovirt.Node.Error.VerificationFailed: ${record?.['error-message']}`);
     expect(await page.evaluate<string>('document.getElementById("tx-result").innerText')).not.toMatch(/succeeded|up to date/i);
-    expect(await textOf(page, '#default-layer')).toContain(`${NVR.v2}+1`);
+    expect(await page.textOf('#default-layer')).toContain(`${NVR.v2}+1`);
     await expectNoDefects(page);
   }, 90_000);
 
   it('pin and unpin (keyboard and mouse) and rollback change what the page shows, live', async () => {
     const v1 = `${NVR.v1}+1`;
     const pinButton = `button[data-action="pin"][data-layer="${v1}"]`;
-    await page.press(pinButton, 'Enter');
+    await page.locator(pinButton).press('Enter');
     await page.waitFor(`document.querySelector('${pinButton}')?.getAttribute('aria-pressed') === 'true'`, 10_000, 'the layer to show pinned');
-    expect(await textOf(page, `tr[data-layer="${v1}"] th`)).toContain('pinned');
-    expect(await textOf(page, `tr[data-layer="${v1}"] td.pinned-cell`)).toBe('yes');
+    expect(await page.textOf(`tr[data-layer="${v1}"] th`)).toContain('pinned');
+    expect(await page.textOf(`tr[data-layer="${v1}"] td.pinned-cell`)).toBe('yes');
     expect((await layers()).find((l) => l['name'] === v1)?.['pinned']).toBe(true);
     expect((await outcome(page)).text).toBe(`Pinned ${v1}.`);
-    await shot(page, '4-pinned');
+    await shot(page, '04-pinned');
 
-    await page.click(pinButton);
+    await page.locator(pinButton).click();
     await page.waitFor(`document.querySelector('${pinButton}')?.getAttribute('aria-pressed') === 'false'`, 10_000, 'the layer to show unpinned');
     expect((await outcome(page)).text).toBe(`Unpinned ${v1}.`);
     expect((await layers()).find((l) => l['name'] === v1)?.['pinned']).toBe(false);
 
     // Rollback to the previous layer, through the confirmation dialog.
-    await page.click('#rollback-previous');
+    await page.locator('#rollback-previous').click();
     await page.waitFor('document.getElementById("confirm-dialog").open', 5_000, 'the confirmation dialog');
-    expect(await textOf(page, '#confirm-body')).toContain(`${v1} becomes the boot default`);
-    await shot(page, '5-confirm-rollback');
-    await page.click('#confirm-ok');
+    expect(await page.textOf('#confirm-body')).toContain(`${v1} becomes the boot default`);
+    await shot(page, '05-rollback-dialog', false);
+    await page.locator('#confirm-ok').click();
     const result = await outcome(page);
     expect(result).toEqual({ kind: 'success', text: `Rollback to ${v1} succeeded.` });
     expect(await prop('DefaultLayer')).toBe(v1);
     await page.waitFor(`document.getElementById('default-layer').innerText.trim() === ${JSON.stringify(v1)}`, 10_000, 'the default layer to change');
-    expect(await textOf(page, `tr[data-layer="${v1}"] th`)).toContain('boot default');
-    expect(await textOf(page, `tr[data-layer="${NVR.v2}+1"] th`)).not.toContain('boot default');
+    expect(await page.textOf(`tr[data-layer="${v1}"] th`)).toContain('boot default');
+    expect(await page.textOf(`tr[data-layer="${NVR.v2}+1"] th`)).not.toContain('boot default');
 
     // Escape cancels the dialog: nothing is called.
-    await page.click(`button[data-action="rollback"][data-layer="${NVR.v2}+1"]`);
+    await page.locator(`button[data-action="rollback"][data-layer="${NVR.v2}+1"]`).click();
     await page.waitFor('document.getElementById("confirm-dialog").open', 5_000, 'the confirmation dialog');
-    await page.pressKey('Escape');
+    await page.page.keyboard.press('Escape');
     await page.waitFor('!document.getElementById("confirm-dialog").open', 5_000, 'the dialog to close');
     expect(await prop('DefaultLayer')).toBe(v1);
     await expectNoDefects(page);
   }, 90_000);
 
   it('the automatic update policy is editable; cleanup runs through its confirmation and reports the outcome', async () => {
-    await page.evaluate(`(() => { const s = document.getElementById('policy-select'); s.value = 'check'; s.dispatchEvent(new Event('change')); })()`);
-    await page.click('#policy-save');
+    await page.locator('#policy-select').selectOption('check');
+    await page.locator('#policy-save').click();
     expect(await outcome(page)).toEqual({ kind: 'success', text: 'Automatic update policy set to "check".' });
     await eventually(async () => (await prop('AutomaticUpdatePolicy')) === 'check');
-    expect(await page.evaluate<string>('document.getElementById("policy-select").value')).toBe('check');
+    expect(await page.locator('#policy-select').inputValue()).toBe('check');
 
     // Someone else changes it: the page follows (PropertiesChanged), no reload.
     ok(await root.call({ ...LAYERS, member: 'SetAutomaticUpdatePolicy', signature: 's', body: ['none'] }));
     await page.waitFor('document.getElementById("policy-select").value === "none"', 10_000, 'the policy to follow the daemon');
 
-    await page.type('#cleanup-keep', '2');
-    await page.click('#cleanup-submit');
+    await page.locator('#cleanup-keep').fill('2');
+    await page.locator('#cleanup-submit').click();
     await page.waitFor('document.getElementById("confirm-dialog").open', 5_000, 'the confirmation dialog');
-    expect(await textOf(page, '#confirm-body')).toContain('keeping 2 newest');
-    await page.press('#confirm-ok', 'Enter');
+    expect(await page.textOf('#confirm-body')).toContain('keeping 2 newest');
+    await page.locator('#confirm-ok').press('Enter');
     expect(await outcome(page)).toEqual({ kind: 'success', text: 'Cleanup succeeded.' });
     const [record] = unwrap(ok(await root.call({ ...LAYERS, member: 'GetHistory', signature: 'u', body: [1] }))[0]) as Array<Record<string, unknown>>;
     expect(record).toMatchObject({ kind: 'cleanup', state: 'succeeded' });
     await page.waitFor(`document.querySelector('#history-table tbody tr')?.dataset.id === ${JSON.stringify(record?.['id'])}`, 10_000, 'the cleanup in the history');
-    expect(await page.evaluate<string[]>(`[...document.querySelectorAll('#layers-table tbody')].map((g) => g.dataset.base)`)).toEqual([NVR.v1, NVR.v2]);
+    expect(await bases(page)).toEqual([NVR.v1, NVR.v2]);
     await expectNoDefects(page);
   }, 60_000);
 
   it('a page opened while a transaction runs attaches to it, follows its progress and shows how it ended; Cancel works', async () => {
     const big = await images.image(NVR.v3, { extraMb: 128, fileName: 'v3-big.img' });
-    // Started outside the page (as nodectl would), then a second tab is opened.
-    const [tx] = ok(await root.call({ ...LAYERS, member: 'Upgrade', signature: 'sa{sv}', body: [big.imagePath, {}] })) as [string];
-    const late = await openPage();
-    const attached = await late.waitFor<{ heading: string; value: number }>(`(() => {
-      const running = !document.getElementById('tx-running').hidden;
-      const heading = document.getElementById('tx-heading').innerText;
-      return running && heading.includes('started by') ? { heading, value: document.getElementById('tx-progress').value } : null;
-    })()`, 10_000, 'the late page to attach and read who started the transaction');
-    expect(attached.heading).toContain(path.basename(tx));
-    expect(attached.heading).toMatch(/^Upgrade — .* \(started by uid 0\b/);
-    // The first tab, open all along, picked it up live too.
-    await page.waitFor(`!document.getElementById('tx-running').hidden && document.getElementById('tx-heading').innerText.includes(${JSON.stringify(path.basename(tx))})`,
-      10_000, 'the first tab to show the running transaction');
-    expect(await late.evaluate<boolean>('document.getElementById("upgrade-newest").disabled')).toBe(true);
-    await late.waitFor('document.getElementById("tx-progress").value > 0', 20_000, 'progress in the late page');
-    await shot(late, '6-attached');
-    await late.click('#tx-cancel');
+    // Started outside the page (over D-Bus), then a second tab is opened. The base is written by `cp` (method
+    // "tree", what the sandbox uses anyway), a child of the daemon this test started: it is held (SIGSTOP, by pid)
+    // while the tab opens, is photographed and Cancel is clicked, so the upgrade cannot end first on a busy machine;
+    // the daemon keeps answering D-Bus meanwhile.
+    const [tx] = ok(await root.call({ ...LAYERS, member: 'Upgrade', signature: 'sa{sv}', body: [big.imagePath, { method: v('s', 'tree') }] })) as [string];
+    const isWriteBase = (argv: string[]): boolean => argv[0] === 'cp' && argv.includes('--no-target-directory') && argv.includes('--sparse=auto');
+    let copy: number | undefined;
+    await eventually(async () => {
+      [copy] = await childrenOf(daemon.pid ?? -1, isWriteBase);
+      return copy !== undefined;
+    }, 30_000, 1).catch(() => {
+      throw new Error(`the upgrade never ran its base copy; daemon log:\n${daemonLog.slice(-3000)}`);
+    });
+    const held = copy ?? -1;
+    process.kill(held, 'SIGSTOP');
+    let late: Tab;
+    try {
+      late = await openPage();
+      const attached = await late.waitFor<{ heading: string; value: number }>(`(() => {
+        const running = !document.getElementById('tx-running').hidden;
+        const heading = document.getElementById('tx-heading').innerText;
+        return running && heading.includes('started by') ? { heading, value: document.getElementById('tx-progress').value } : null;
+      })()`, 10_000, 'the late page to attach and read who started the transaction');
+      expect(attached.heading).toContain(path.basename(tx));
+      expect(attached.heading).toMatch(/^Upgrade — .* \(started by uid 0\b/);
+      // The first tab, open all along, picked it up live too.
+      await page.waitFor(`!document.getElementById('tx-running').hidden && document.getElementById('tx-heading').innerText.includes(${JSON.stringify(path.basename(tx))})`,
+        10_000, 'the first tab to show the running transaction');
+      await expect(late.locator('#upgrade-newest').isDisabled()).resolves.toBe(true);
+      await late.waitFor('document.getElementById("tx-progress").value > 0', 20_000, 'progress in the late page');
+      expect(await late.textOf('#tx-step')).toBe('write-base');
+      await shot(late, '06-upgrading');
+      await late.locator('#tx-cancel').click();
+      // The daemon got the Cancel and told the copy to stop (SIGTERM, pending while it is held).
+      await eventually(() => pendingOrGone(held, 15), 20_000, 20);
+    } finally {
+      try {
+        process.kill(held, 'SIGCONT');
+      } catch {
+        // already gone
+      }
+    }
     const r = await outcome(late, 60_000);
     expect(r).toEqual({ kind: 'info', text: expect.stringMatching(/^Upgrade was cancelled\./) });
     expect(await prop('State', 'org.ovirt.Node.Transaction', tx)).toBe('cancelled');
     expect((await outcome(page)).kind).toBe('info');
-    expect(await late.evaluate<boolean>('document.getElementById("upgrade-newest").disabled')).toBe(false);
-    expect(await textOf(late, '#default-layer')).toBe(await prop('DefaultLayer'));
+    await expect(late.locator('#upgrade-newest').isDisabled()).resolves.toBe(false);
+    expect(await late.textOf('#default-layer')).toBe(await prop('DefaultLayer'));
     expect(await prop('DefaultLayer')).toBe(`${NVR.v1}+1`);
-    await shot(late, '7-cancelled');
+    await shot(late, '07-cancelled');
     await expectNoDefects(late);
     await expectNoDefects(page);
+    await late.close();
   }, 120_000);
+
+  it('an upgrade started from nodectl while the page is open appears live: progress, then the new layer; nodectl exits 0', async () => {
+    const v3 = await images.image(NVR.v3, { extraMb: 48, fileName: 'v3-nodectl.img' });
+    await eventually(async () => (await prop('ActiveTransaction')) === '/', 30_000, 100);
+    await recordProgress(page);
+    // The compiled CLI, as root, on the private bus (bus.run sets DBUS_SYSTEM_BUS_ADDRESS); it follows the
+    // transaction to its end.
+    const cli = await bus.run('root', [process.execPath, NODECTL, 'upgrade', v3.imagePath], { timeoutMs: 120_000 });
+    expect({ code: cli.code, stderr: cli.stderr }).toEqual({ code: 0, stderr: expect.stringMatching(/\[100%\] set-default: done/) });
+    const [record] = unwrap(ok(await root.call({ ...LAYERS, member: 'GetHistory', signature: 'u', body: [1] }))[0]) as Array<Record<string, unknown>>;
+    expect(record).toMatchObject({ kind: 'upgrade', state: 'succeeded' });
+    const txId = String(record?.['id']);
+
+    // The page followed it: nodectl's transaction, started by uid 0 (not by the page), with rising progress.
+    expect(await outcome(page, 30_000)).toEqual({ kind: 'success', text: 'Upgrade succeeded.' });
+    const progress = await recorded(page);
+    expect(progress.length).toBeGreaterThan(0);
+    for (const p of progress) expect(p.heading).toContain(txId);
+    expect(progress.map((p) => p.heading)).toContainEqual(expect.stringMatching(new RegExp(`^Upgrade — ${txId} \\(started by uid 0\\b`)));
+    const values = progress.map((p) => p.value);
+    expect(values).toEqual([...values].sort((a, b) => a - b));
+    expect(Math.max(...values)).toBeGreaterThan(0);
+    expect(progress.some((p) => p.step !== 'queued' && p.step !== 'waiting')).toBe(true);
+
+    // The new base and layer, the new boot default and the history entry, without a reload.
+    await page.waitFor(`document.querySelector('tr[data-layer="${NVR.v3}+1"]') !== null`, 10_000, 'the new layer row');
+    expect(await page.evaluate<boolean>('window.__notReloaded === true')).toBe(true);
+    expect(await bases(page)).toEqual([NVR.v1, NVR.v2, NVR.v3]);
+    await page.waitFor(`document.getElementById('default-layer').innerText.trim() === ${JSON.stringify(`${NVR.v3}+1 boots next`)}`, 10_000, 'the new boot default');
+    expect(await page.textOf(`tr[data-layer="${NVR.v3}+1"] th`)).toContain('boot default');
+    await page.waitFor(`document.querySelector('#history-table tbody tr')?.dataset.id === ${JSON.stringify(txId)}`, 10_000, 'the upgrade in the history');
+    expect(await page.textOf('#history-table tbody tr')).toMatch(/Upgrade\s+succeeded/);
+    await shot(page, '08-nodectl-upgraded');
+    await expectNoDefects(page);
+  }, 150_000);
 
   it('a tab whose bridge runs as nobody: reads everything, and every change is NotAuthorized, shown honestly', async () => {
     const nobodyWs = await CockpitWs.start({ systemBus: bus.address, dataDir: path.join(dir, 'share'), user: { uid: NOBODY_UID, gid: NOBODY_GID, home: '/nonexistent' } });
     try {
       await eventually(async () => (await prop('ActiveTransaction')) === '/', 30_000, 100);
       const p = await openPage(nobodyWs);
-      expect(await textOf(p, '#current-layer')).toBe(await prop('CurrentLayer'));
+      expect(await p.textOf('#current-layer')).toBe(await prop('CurrentLayer'));
       const before = await layers();
       const v1 = `${NVR.v1}+1`;
-      await p.click(`button[data-action="pin"][data-layer="${v1}"]`);
+      await p.locator(`button[data-action="pin"][data-layer="${v1}"]`).click();
       const pin = await outcome(p);
       expect(pin).toEqual({ kind: 'danger', text: expect.stringMatching(new RegExp(`^Pin ${v1.replace(/[.+]/g, '\\$&')} failed: org\\.ovirt\\.Node\\.Error\\.NotAuthorized: not authorized for org\\.ovirt\\.node\\.layers\\.pin`)) });
-      await p.click('#upgrade-newest');
+      await p.locator('#upgrade-newest').click();
       expect((await outcome(p)).text).toMatch(/^Upgrade failed: org\.ovirt\.Node\.Error\.NotAuthorized: not authorized for org\.ovirt\.node\.layers\.automatic-update/);
       expect(await layers()).toEqual(before);
-      expect(await p.evaluate<string>(`document.querySelector('button[data-action="pin"][data-layer="${v1}"]').getAttribute('aria-pressed')`)).toBe('false');
-      await shot(p, '8-nobody');
+      expect(await p.locator(`button[data-action="pin"][data-layer="${v1}"]`).getAttribute('aria-pressed')).toBe('false');
+      await shot(p, '09-nobody');
       await expectNoDefects(p);
       await p.close();
     } finally {
@@ -352,21 +463,22 @@ describe('Cockpit page "Node Layers" in Chromium via cockpit-ws', () => {
   }, 90_000);
 
   it('is readable at 360 px: no horizontal scrolling, tables stacked, controls reachable', async () => {
-    await page.setViewport(360, 800);
-    await page.waitFor('window.innerWidth === 360', 5_000, 'the narrow viewport');
-    const overflow = await page.evaluate<number>('document.documentElement.scrollWidth - document.documentElement.clientWidth');
+    // A phone-sized tab (its own context: 360×800, mobile viewport handling).
+    const narrow = await openPage(ws, { viewport: { width: 360, height: 800 }, isMobile: true, hasTouch: true });
+    expect(await narrow.evaluate<number>('window.innerWidth')).toBe(360);
+    const overflow = await narrow.evaluate<number>('document.documentElement.scrollWidth - document.documentElement.clientWidth');
     expect(overflow).toBeLessThanOrEqual(0);
-    expect(await page.evaluate<string>('getComputedStyle(document.querySelector("#layers-table tr")).display')).toBe('block');
-    const offscreen = await page.evaluate<string[]>(`[...document.querySelectorAll('button, input, select')].filter((e) => {
+    expect(await narrow.evaluate<string>('getComputedStyle(document.querySelector("#layers-table tr")).display')).toBe('block');
+    const offscreen = await narrow.evaluate<string[]>(`[...document.querySelectorAll('button, input, select')].filter((e) => {
       const r = e.getBoundingClientRect(); return r.width > 0 && (r.right > window.innerWidth + 1 || r.left < -1); }).map((e) => e.id || e.textContent)`);
     expect(offscreen).toEqual([]);
-    if (SHOTS) {
-      await page.screenshot(path.join(SHOTS, '9-narrow-top.png'), 0);
-      const top = await page.evaluate<number>('document.getElementById("layers").getBoundingClientRect().top + window.scrollY - 60');
-      await page.screenshot(path.join(SHOTS, '9-narrow-layers.png'), top);
-      await shot(page, '9-narrow');
-    }
-    await page.setViewport(1280, 1000);
+    expect(await narrow.unnamedControls()).toEqual([]);
+    await shot(narrow, '10-narrow-top', false);
+    await narrow.evaluate('window.scrollTo(0, document.getElementById("layers").getBoundingClientRect().top + window.scrollY - 60)');
+    await shot(narrow, '10-narrow-layers', false);
+    await shot(narrow, '10-narrow');
+    await expectNoDefects(narrow);
+    await narrow.close();
     await expectNoDefects(page);
     expect(daemonLog).not.toMatch(/failed unexpectedly|crashed/);
   }, 30_000);

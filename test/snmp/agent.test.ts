@@ -2,7 +2,8 @@
  * imgbased-snmp end to end: the compiled subagent (dist/src/snmp/main.js) between the real sandbox daemon on a
  * private system bus (shipped policy, real polkitd) and a real snmpd as AgentX master on a unix socket, with
  * snmptrapd on loopback receiving what snmpd forwards (trap2sink). Queried with the net-snmp command-line tools and
- * the shipped MIB.
+ * the shipped MIB. The upgrades whose values and notifications are checked are run by the compiled nodectl
+ * (dist/src/cli/nodectl.js), as an administrator would.
  */
 import type { ChildProcessWithoutNullStreams } from 'node:child_process';
 import { promises as fs } from 'node:fs';
@@ -18,6 +19,7 @@ import { freeUdpPort, MODULE, sleep, Snmpd, snmpTool, TrapReceiver } from './snm
 
 const DAEMON = path.join(REPO, 'dist/src/daemon/main.js');
 const SUBAGENT = path.join(REPO, 'dist/src/snmp/main.js');
+const NODECTL = path.join(REPO, 'dist/src/cli/nodectl.js');
 const ROOT_OID = '.1.3.6.1.4.1.2312.13.2';
 
 describe('imgbased-snmp with snmpd, snmptrapd and the sandbox daemon', () => {
@@ -61,8 +63,30 @@ describe('imgbased-snmp with snmpd, snmptrapd and the sandbox daemon', () => {
     await exited;
   };
 
+  /**
+   * `nodectl upgrade IMAGE`, the compiled CLI as root on the private bus: its transaction id as soon as it prints
+   * it ("Upgrade: transaction ID" on stderr), and how it ended (it follows the transaction to its end).
+   */
+  const nodectlUpgrade = (image: string): { txId: Promise<string>; done: Promise<{ code: number | null; stderr: string }> } => {
+    const proc = bus.spawnAs('root', [process.execPath, NODECTL, 'upgrade', image]);
+    proc.stdin.end();
+    let stderr = '';
+    proc.stdout.resume();
+    const done = new Promise<{ code: number | null; stderr: string }>((resolve) => proc.once('close', (code) => resolve({ code, stderr })));
+    const txId = new Promise<string>((resolve, reject) => {
+      proc.stderr.on('data', (b: Buffer) => {
+        stderr += b.toString();
+        const m = /^Upgrade: transaction (\S+)$/m.exec(stderr);
+        if (m?.[1]) resolve(m[1]);
+      });
+      void done.then(() => reject(new Error(`nodectl upgrade ended without naming its transaction:\n${stderr}`)));
+    });
+    return { txId, done };
+  };
+
   beforeAll(async () => {
     await fs.access(SUBAGENT);
+    await fs.access(NODECTL);
     dir = await tempDir('snmp');
     await fs.chmod(dir, 0o755);
     images = await imageSet(dir);
@@ -165,17 +189,15 @@ describe('imgbased-snmp with snmpd, snmptrapd and the sandbox daemon', () => {
     expect(set.code).not.toBe(0);
   });
 
-  it('an upgrade through D-Bus changes the values and snmptrapd receives ovnUpgradeFinished; a refused one ovnUpgradeFailed', async () => {
+  it('an upgrade via nodectl changes the values and snmptrapd receives ovnUpgradeFinished; a refused one ovnUpgradeFailed', async () => {
     const v2 = await images.image(NVR.v2, { ...V2_CHANGES, extraMb: 48 });
-    const reply = await conn.call(new dbus.Message({
-      destination: 'org.ovirt.Node', path: '/org/ovirt/Node', interface: 'org.ovirt.Node.Layers', member: 'Upgrade',
-      signature: 'sa{sv}', body: [v2.imagePath, {}],
-    }));
-    const txPath = String(reply?.body[0]);
-    const txId = txPath.split('/').pop() ?? '';
+    const upgrade = nodectlUpgrade(v2.imagePath);
+    const txId = await upgrade.txId;
     // while it runs, the active transaction is visible (from the transaction's properties and Progress signals)
     await eventually(async () => (await get('ovnActiveTxId.0', 'ovnActiveTxKind.0')) === `${txId}\nupgrade`, 30_000, 20);
     const out = await traps.waitFor((o) => o.includes(`${ROOT_OID}.0.1`) && o.includes(txId), 60_000);
+    const finished = await upgrade.done;
+    expect(finished).toEqual({ code: 0, stderr: expect.stringMatching(/\[100%\] set-default: done/) });
     // the notification carries its OBJECTS with the new values
     expect(out).toContain(`${ROOT_OID}.1.5.1.0 = STRING: ${txId}`);
     expect(out).toContain(`${ROOT_OID}.1.5.2.0 = STRING: upgrade`);
@@ -184,14 +206,12 @@ describe('imgbased-snmp with snmpd, snmptrapd and the sandbox daemon', () => {
       .toBe([`${NVR.v2}+1`, `${NVR.v1}+1`, '2', txId, 'upgrade', 'succeeded', ''].join('\n'));
     expect(await get('ovnLayerName.2', 'ovnLayerDefault.2', 'ovnLayerDefault.1', 'ovnLayerCurrent.1')).toBe([`${NVR.v2}+1`, 'true', 'false', 'true'].join('\n'));
 
-    // an image older than every base: NotNewer, recorded as a failed upgrade
+    // an image older than every base: NotNewer, recorded as a failed upgrade (nodectl exits 1 with its hint)
     const older = await images.image('ovirt-node-ng-4.5.3-0.20241201.0');
-    const again = await conn.call(new dbus.Message({
-      destination: 'org.ovirt.Node', path: '/org/ovirt/Node', interface: 'org.ovirt.Node.Layers', member: 'Upgrade',
-      signature: 'sa{sv}', body: [older.imagePath, {}],
-    }));
-    const failedId = String(again?.body[0]).split('/').pop() ?? '';
+    const refused = nodectlUpgrade(older.imagePath);
+    const failedId = await refused.txId;
     const out2 = await traps.waitFor((o) => o.includes(`${ROOT_OID}.0.2`) && o.includes(failedId), 60_000);
+    expect(await refused.done).toEqual({ code: 1, stderr: expect.stringMatching(/^hint: pass --allow-downgrade/m) });
     expect(out2).toContain(`${ROOT_OID}.1.5.6.0 = STRING: org.ovirt.Node.Error.NotNewer`);
     expect(await get('ovnLastTxResult.0', 'ovnLastTxErrorName.0')).toBe(['failed', 'org.ovirt.Node.Error.NotNewer'].join('\n'));
   }, 120_000);
