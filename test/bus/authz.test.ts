@@ -16,11 +16,10 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import type { ChildProcessWithoutNullStreams } from 'node:child_process';
 import { LAYERS_PROPERTIES, TRANSACTION_PROPERTIES } from '../../src/dbus/api';
-import { createSandbox } from '../../src/sandbox/sysroot';
 import type { Caller, CallResult, RemoteClient } from './harness';
 import { ok, unwrap, v } from './wire';
 import { eventually, PrivateBus, REPO } from './harness';
-import { imageSet, NVR, snapshotHost, tempDir } from '../helpers/host';
+import { NVR, snapshotHost, sandboxHost } from '../helpers/host';
 import type { ImageSet } from '../helpers/host';
 
 const DAEMON = path.join(REPO, 'dist/src/daemon/main.js');
@@ -96,14 +95,7 @@ describe('authorization of every mutating method', () => {
 
   beforeAll(async () => {
     await fs.access(DAEMON);
-    dir = await tempDir('authz');
-    await fs.chmod(dir, 0o755);
-    images = await imageSet(dir);
-    sysroot = path.join(dir, 'sysroot');
-    await createSandbox({
-      sysroot, installImage: (await images.image(NVR.v1)).imagePath,
-      trustedKeys: [path.join(images.key.trustedKeysDir, 'test.asc')],
-    });
+    ({ dir, images, sysroot } = await sandboxHost('authz'));
     bus = await PrivateBus.start({ polkit: true });
     daemon = bus.spawnAs('root', [process.execPath, DAEMON, '--sysroot', sysroot]);
     daemon.stderr.on('data', (b: Buffer) => (daemonLog += b.toString()));

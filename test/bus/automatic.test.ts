@@ -8,11 +8,11 @@
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import type { ChildProcessWithoutNullStreams } from 'node:child_process';
-import { createSandbox, SANDBOX_LIBVIRT_XML, sandboxLibvirtXml } from '../../src/sandbox/sysroot';
+import { SANDBOX_LIBVIRT_XML, sandboxLibvirtXml } from '../../src/sandbox/sysroot';
 import type { RemoteClient } from './harness';
 import { eventually, PrivateBus } from './harness';
 import { ok, unwrap, v } from './wire';
-import { imageSet, NVR, snapshotHost, tempDir } from '../helpers/host';
+import { NVR, snapshotHost, sandboxHost } from '../helpers/host';
 import type { ImageSet } from '../helpers/host';
 
 const REPO = path.resolve(__dirname, '../..');
@@ -91,14 +91,7 @@ describe('automatic update policy × running VMs × maintenance window', () => {
 
   beforeAll(async () => {
     await fs.access(DAEMON);
-    dir = await tempDir('automatic');
-    await fs.chmod(dir, 0o755);
-    images = await imageSet(dir);
-    sysroot = path.join(dir, 'sysroot');
-    await createSandbox({
-      sysroot, installImage: (await images.image(NVR.v1)).imagePath,
-      trustedKeys: [path.join(images.key.trustedKeysDir, 'test.asc')],
-    });
+    ({ dir, images, sysroot } = await sandboxHost('automatic'));
     baseConfig = await fs.readFile(path.join(sysroot, 'etc/imgbased/imgbased.conf'), 'utf8');
     expect(baseConfig.trimEnd().split('\n').filter((l) => l.startsWith('[')).pop()).toBe('[Upgrade]');
     // The newer image waits in the image directory, with its .sha256 and .sig.

@@ -12,12 +12,11 @@
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import type { ChildProcessWithoutNullStreams } from 'node:child_process';
-import { createSandbox } from '../../src/sandbox/sysroot';
 import type { CallResult, RemoteClient } from './harness';
 import { ok, unwrap } from './wire';
 import { eventually, PrivateBus } from './harness';
 import { NotifyListener } from './notify-listener';
-import { imageSet, NVR, snapshotHost, tempDir } from '../helpers/host';
+import { NVR, snapshotHost, sandboxHost } from '../helpers/host';
 import type { ImageSet } from '../helpers/host';
 
 const REPO = path.resolve(__dirname, '../..');
@@ -61,14 +60,7 @@ describe('imgbased daemon under a NOTIFY_SOCKET with a watchdog', () => {
 
   beforeAll(async () => {
     await fs.access(DAEMON);
-    dir = await tempDir('daemon-notify');
-    await fs.chmod(dir, 0o755);
-    images = await imageSet(dir);
-    sysroot = path.join(dir, 'sysroot');
-    await createSandbox({
-      sysroot, installImage: (await images.image(NVR.v1)).imagePath,
-      trustedKeys: [path.join(images.key.trustedKeysDir, 'test.asc')],
-    });
+    ({ dir, images, sysroot } = await sandboxHost('daemon-notify'));
     bus = await PrivateBus.start({ polkit: true });
     notify = await NotifyListener.start(dir, { address: bus.address, name: 'org.ovirt.Node' });
     root = await bus.clientAs('root');

@@ -6,12 +6,11 @@
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import type { ChildProcessWithoutNullStreams } from 'node:child_process';
-import { createSandbox } from '../../src/sandbox/sysroot';
 import type { CallResult, RemoteClient, SignalRecord } from './harness';
 import { ok, unwrap, v } from './wire';
 import { eventually, PrivateBus } from './harness';
 import { parseIntrospectionXml } from '../dbus/introspection-xml';
-import { imageSet, NVR, snapshotHost, tempDir, V2_CHANGES } from '../helpers/host';
+import { NVR, snapshotHost, V2_CHANGES, sandboxHost } from '../helpers/host';
 import type { ImageSet } from '../helpers/host';
 
 const REPO = path.resolve(__dirname, '../..');
@@ -56,14 +55,7 @@ describe('imgbased daemon on a private system bus with polkit', () => {
 
   beforeAll(async () => {
     await fs.access(DAEMON);
-    dir = await tempDir('daemon');
-    await fs.chmod(dir, 0o755);
-    images = await imageSet(dir);
-    sysroot = path.join(dir, 'sysroot');
-    await createSandbox({
-      sysroot, installImage: (await images.image(NVR.v1)).imagePath,
-      trustedKeys: [path.join(images.key.trustedKeysDir, 'test.asc')],
-    });
+    ({ dir, images, sysroot } = await sandboxHost('daemon'));
     bus = await PrivateBus.start({ polkit: true, extraPolicyDirs: [path.join(REPO, 'src/sandbox')] });
     await startDaemon();
     [root, nobody, granted] = await Promise.all([bus.clientAs('root'), bus.clientAs('nobody'), bus.clientAs('granted')]);

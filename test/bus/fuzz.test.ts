@@ -14,10 +14,9 @@
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import type { ChildProcessWithoutNullStreams } from 'node:child_process';
-import { createSandbox } from '../../src/sandbox/sysroot';
 import type { Caller, CallResult, CallSpec, RemoteClient } from './harness';
 import { eventually, mustRun, PrivateBus, REPO } from './harness';
-import { imageSet, NVR, snapshotHost, tempDir } from '../helpers/host';
+import { NVR, snapshotHost, sandboxHost } from '../helpers/host';
 
 const DAEMON = path.join(REPO, 'dist/src/daemon/main.js');
 const DEST = 'org.ovirt.Node';
@@ -249,14 +248,10 @@ describe('fuzz: malformed calls against the running daemon', () => {
 
   beforeAll(async () => {
     await fs.access(DAEMON);
-    dir = await tempDir('fuzz');
-    await fs.chmod(dir, 0o755);
-    const images = await imageSet(dir);
-    sysroot = path.join(dir, 'sysroot');
-    await createSandbox({
-      sysroot, installImage: (await images.image(NVR.v1)).imagePath,
-      trustedKeys: [path.join(images.key.trustedKeysDir, 'test.asc')],
-    });
+    const host = await sandboxHost('fuzz');
+    dir = host.dir;
+    const images = host.images;
+    sysroot = host.sysroot;
     // Things that exist but are not images — also in ImageDir, where AutomaticUpdateTrigger looks.
     const imageDir = path.join(sysroot, 'var/lib/imgbased/images');
     const other = path.join(dir, 'not-images');

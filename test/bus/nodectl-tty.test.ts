@@ -10,10 +10,9 @@ import { spawn } from 'node:child_process';
 import type { ChildProcessWithoutNullStreams } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import { createSandbox } from '../../src/sandbox/sysroot';
 import { eventually, PrivateBus, runCommand } from './harness';
 import type { ImageSet } from '../helpers/host';
-import { imageSet, NVR, tempDir } from '../helpers/host';
+import { NVR, sandboxHost } from '../helpers/host';
 
 const REPO = path.resolve(__dirname, '../..');
 const DAEMON = path.join(REPO, 'dist/src/daemon/main.js');
@@ -88,14 +87,10 @@ describe('nodectl on a terminal', () => {
   beforeAll(async () => {
     await fs.access(NODECTL);
     if ((await runCommand(['sh', '-c', 'command -v tmux'])).code !== 0) throw new Error('tmux is required (apt-get install tmux)');
-    dir = await tempDir('nodectl-tty');
-    await fs.chmod(dir, 0o755);
-    images = await imageSet(dir);
-    const sysroot = path.join(dir, 'sysroot');
-    await createSandbox({
-      sysroot, installImage: (await images.image(NVR.v1)).imagePath,
-      trustedKeys: [path.join(images.key.trustedKeysDir, 'test.asc')],
-    });
+    const host = await sandboxHost('nodectl-tty');
+    dir = host.dir;
+    images = host.images;
+    const sysroot = host.sysroot;
     bus = await PrivateBus.start({ polkit: true, extraPolicyDirs: [path.join(REPO, 'src/sandbox')] });
     daemon = bus.spawnAs('root', [process.execPath, DAEMON, '--sysroot', sysroot, '--sandbox']);
     daemon.stderr.on('data', (b: Buffer) => (daemonLog += b.toString()));

@@ -8,12 +8,12 @@
 import type { ChildProcessWithoutNullStreams } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import { createSandbox, SANDBOX_LIBVIRT_XML, sandboxLibvirtXml } from '../../src/sandbox/sysroot';
+import { SANDBOX_LIBVIRT_XML, sandboxLibvirtXml } from '../../src/sandbox/sysroot';
 import { buildTestImage } from '../../src/image/test-image-builder';
 import type { Caller } from './harness';
 import { eventually, PrivateBus, runCommand } from './harness';
 import type { ImageSet } from '../helpers/host';
-import { imageSet, NVR, tempDir, V2_CHANGES } from '../helpers/host';
+import { NVR, V2_CHANGES, sandboxHost } from '../helpers/host';
 
 const REPO = path.resolve(__dirname, '../..');
 const DAEMON = path.join(REPO, 'dist/src/daemon/main.js');
@@ -35,14 +35,7 @@ describe('nodectl', () => {
 
   beforeAll(async () => {
     await fs.access(NODECTL);
-    dir = await tempDir('nodectl');
-    await fs.chmod(dir, 0o755);
-    images = await imageSet(dir);
-    sysroot = path.join(dir, 'sysroot');
-    await createSandbox({
-      sysroot, installImage: (await images.image(NVR.v1)).imagePath,
-      trustedKeys: [path.join(images.key.trustedKeysDir, 'test.asc')],
-    });
+    ({ dir, images, sysroot } = await sandboxHost('nodectl'));
     bus = await PrivateBus.start({ polkit: true, extraPolicyDirs: [path.join(REPO, 'src/sandbox')] });
     daemon = bus.spawnAs('root', [process.execPath, DAEMON, '--sysroot', sysroot, '--sandbox']);
     await eventually(async () => (await bus.busctl('root', ['status', 'org.ovirt.Node'])).code === 0, 20_000, 100);

@@ -7,6 +7,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import type { BuildTestImageOptions, BuiltTestImage, TestSigningKey } from '../../src/image/test-image-builder';
 import { buildTestImage, createTestSigningKey } from '../../src/image/test-image-builder';
+import { createSandbox } from '../../src/sandbox/sysroot';
 import { run } from '../../src/system/run';
 
 export const NVR = {
@@ -33,6 +34,22 @@ export async function imageSet(dir: string): Promise<ImageSet> {
     image: (nvr, extra = {}) =>
       buildTestImage({ outDir: path.join(dir, 'images'), nvr, sign: key, ...extra }),
   };
+}
+
+/**
+ * A sandbox host for the bus tier: a temp dir the other users of the tests may enter (polkitd, nobody), a signing
+ * key and image builder, and a sysroot where v1 is installed and booted.
+ */
+export async function sandboxHost(prefix: string): Promise<{ dir: string; images: ImageSet; sysroot: string }> {
+  const dir = await tempDir(prefix);
+  await fs.chmod(dir, 0o755);
+  const images = await imageSet(dir);
+  const sysroot = path.join(dir, 'sysroot');
+  await createSandbox({
+    sysroot, installImage: (await images.image(NVR.v1)).imagePath,
+    trustedKeys: [path.join(images.key.trustedKeysDir, 'test.asc')],
+  });
+  return { dir, images, sysroot };
 }
 
 /** v2: an upstream change to an untouched file, and a new system account. */
