@@ -21,6 +21,7 @@ import { ok, unwrap, v } from './wire';
 import { eventually, PrivateBus, REPO } from './harness';
 import { NVR, snapshotHost, sandboxHost } from '../helpers/host';
 import type { ImageSet } from '../helpers/host';
+import { holdBaseCopy, release } from '../helpers/procs';
 
 const DAEMON = path.join(REPO, 'dist/src/daemon/main.js');
 const NODE = { destination: 'org.ovirt.Node', path: '/org/ovirt/Node' };
@@ -147,22 +148,28 @@ describe('authorization of every mutating method', () => {
 
   it('nobody is NotAuthorized (not Busy) while a transaction runs, and nothing is queued', async () => {
     const big = await images.image(NVR.v3, { extraMb: 64, fileName: 'v3-authz-big.img' });
-    const [tx] = ok(await call('root', 'Upgrade', 'sa{sv}', [big.imagePath, {}])) as [string];
-    const before = { history: await list(state('history')), accepted: (daemonLog.match(/accepted from/g) ?? []).length };
-    for (const [member, signature, body] of await layersCalls()) {
-      const r = await call('nobody', member, signature, body);
-      expect({ member, r }).toEqual({ member, r: expect.objectContaining({ ok: false, name: NOT_AUTHORIZED }) });
-    }
-    expect(await prop('ActiveTransaction')).toBe(tx);
-    expect(await prop('State', TX_IFACE, tx)).toBe('running');
-    expect({ history: await list(state('history')), accepted: (daemonLog.match(/accepted from/g) ?? []).length }).toEqual(before);
+    const [tx] = ok(await call('root', 'Upgrade', 'sa{sv}', [big.imagePath, { method: v('s', 'tree') }])) as [string];
+    // Held in its base copy (SIGSTOP by pid), so it cannot end before the calls below on a fast or busy machine.
+    const held = await holdBaseCopy(daemon.pid ?? -1, () => daemonLog);
+    try {
+      const before = { history: await list(state('history')), accepted: (daemonLog.match(/accepted from/g) ?? []).length };
+      for (const [member, signature, body] of await layersCalls()) {
+        const r = await call('nobody', member, signature, body);
+        expect({ member, r }).toEqual({ member, r: expect.objectContaining({ ok: false, name: NOT_AUTHORIZED }) });
+      }
+      expect(await prop('ActiveTransaction')).toBe(tx);
+      expect(await prop('State', TX_IFACE, tx)).toBe('running');
+      expect({ history: await list(state('history')), accepted: (daemonLog.match(/accepted from/g) ?? []).length }).toEqual(before);
 
-    // Cancel: nobody is denied and the transaction runs on; the granted user may cancel it.
-    const denied = await clients.nobody.call({ ...NODE, path: tx, interface: TX_IFACE, member: 'Cancel' });
-    expect(denied).toEqual({ ok: false, name: NOT_AUTHORIZED, message: 'not authorized for org.ovirt.node.layers.cancel' });
-    expect(await prop('State', TX_IFACE, tx)).toBe('running');
-    expect(await prop('Error', TX_IFACE, tx)).toEqual(['', '']);
-    ok(await clients.granted.call({ ...NODE, path: tx, interface: TX_IFACE, member: 'Cancel' }));
+      // Cancel: nobody is denied and the transaction runs on; the granted user may cancel it.
+      const denied = await clients.nobody.call({ ...NODE, path: tx, interface: TX_IFACE, member: 'Cancel' });
+      expect(denied).toEqual({ ok: false, name: NOT_AUTHORIZED, message: 'not authorized for org.ovirt.node.layers.cancel' });
+      expect(await prop('State', TX_IFACE, tx)).toBe('running');
+      expect(await prop('Error', TX_IFACE, tx)).toEqual(['', '']);
+      ok(await clients.granted.call({ ...NODE, path: tx, interface: TX_IFACE, member: 'Cancel' }));
+    } finally {
+      release(held);
+    }
     expect(await outcome(tx)).toEqual({ state: 'cancelled', error: ['org.ovirt.Node.Error.Cancelled', expect.any(String)], initiator: expect.stringMatching(/^uid 0 /) });
     expect(daemonLog).toMatch(new RegExp(`cancel of ${path.basename(tx)} requested by :1\\.\\d+`));
   }, 120_000);

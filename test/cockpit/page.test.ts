@@ -26,6 +26,7 @@ import type { ImageSet } from '../helpers/host';
 import { CHROMIUM, TestBrowser } from './browser';
 import type { Tab } from './browser';
 import { COCKPIT_WS, CockpitWs } from './cockpit-ws';
+import { holdBaseCopy, pendingOrGone, release } from '../helpers/procs';
 
 const REPO = path.resolve(__dirname, '../..');
 const DAEMON = path.join(REPO, 'dist/src/daemon/main.js');
@@ -36,27 +37,6 @@ const NODECTL = path.join(REPO, 'dist/src/cli/nodectl.js');
 const SHOTS = process.env['IMGBASED_COCKPIT_SHOTS'] || path.join(REPO, 'test-artifacts/cockpit');
 /** The screenshot the README shows: rewritten only on request. */
 const DOCS_SHOT = process.env['IMGBASED_UPDATE_DOCS_SCREENSHOT'] === '1' ? path.join(REPO, 'docs/cockpit-node-layers.png') : undefined;
-
-/** The pids of the direct children of a process (any of its threads') whose argv satisfies the predicate. */
-async function childrenOf(ppid: number, match: (argv: string[]) => boolean): Promise<number[]> {
-  const found: number[] = [];
-  for (const tid of await fs.readdir(`/proc/${ppid}/task`).catch(() => [])) {
-    const children = await fs.readFile(`/proc/${ppid}/task/${tid}/children`, 'utf8').catch(() => '');
-    for (const pid of children.split(' ').filter((x) => x !== '').map(Number)) {
-      const argv = (await fs.readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')).split('\0').filter((x) => x !== '');
-      if (match(argv)) found.push(pid);
-    }
-  }
-  return found;
-}
-
-/** Whether a signal is pending for the process (or the process is gone). */
-async function pendingOrGone(pid: number, signal: number): Promise<boolean> {
-  const status = await fs.readFile(`/proc/${pid}/status`, 'utf8').catch(() => null);
-  if (status === null || /^State:\s+Z/m.test(status)) return true;
-  const pending = [/^ShdPnd:\s+([0-9a-f]+)/m, /^SigPnd:\s+([0-9a-f]+)/m].map((re) => BigInt(`0x${re.exec(status)?.[1] ?? '0'}`));
-  return pending.some((mask) => (mask & (1n << BigInt(signal - 1))) !== 0n);
-}
 
 describe('Cockpit page "Node Layers" in Chromium via cockpit-ws', () => {
   let dir: string;
@@ -354,16 +334,7 @@ describe('Cockpit page "Node Layers" in Chromium via cockpit-ws', () => {
     // while the tab opens, is photographed and Cancel is clicked, so the upgrade cannot end first on a busy machine;
     // the daemon keeps answering D-Bus meanwhile.
     const [tx] = ok(await root.call({ ...LAYERS, member: 'Upgrade', signature: 'sa{sv}', body: [big.imagePath, { method: v('s', 'tree') }] })) as [string];
-    const isWriteBase = (argv: string[]): boolean => argv[0] === 'cp' && argv.includes('--no-target-directory') && argv.includes('--sparse=auto');
-    let copy: number | undefined;
-    await eventually(async () => {
-      [copy] = await childrenOf(daemon.pid ?? -1, isWriteBase);
-      return copy !== undefined;
-    }, 30_000, 1).catch(() => {
-      throw new Error(`the upgrade never ran its base copy; daemon log:\n${daemonLog.slice(-3000)}`);
-    });
-    const held = copy ?? -1;
-    process.kill(held, 'SIGSTOP');
+    const held = await holdBaseCopy(daemon.pid ?? -1, () => daemonLog);
     let late: Tab;
     try {
       late = await openPage();
@@ -385,11 +356,7 @@ describe('Cockpit page "Node Layers" in Chromium via cockpit-ws', () => {
       // The daemon got the Cancel and told the copy to stop (SIGTERM, pending while it is held).
       await eventually(() => pendingOrGone(held, 15), 20_000, 20);
     } finally {
-      try {
-        process.kill(held, 'SIGCONT');
-      } catch {
-        // already gone
-      }
+      release(held);
     }
     const r = await outcome(late, 60_000);
     expect(r).toEqual({ kind: 'info', text: expect.stringMatching(/^Upgrade was cancelled\./) });

@@ -16,7 +16,6 @@ const DEMO = path.resolve(__dirname, '../../dist/src/sandbox/demo.js');
 const NEW_LAYER = 'ovirt-node-ng-4.5.6-0.20250601.0+1';
 const POLKIT_POLICY = '/usr/share/polkit-1/actions/org.ovirt.node.layers.policy';
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 interface Demo {
   proc: ChildProcessWithoutNullStreams;
@@ -31,21 +30,35 @@ interface Demo {
 function startDemo(work: string): Demo {
   const proc = spawn(process.execPath, [DEMO, work], { stdio: ['pipe', 'pipe', 'pipe'] });
   let out = '';
-  proc.stdout.on('data', (b: Buffer) => (out += b.toString()));
-  proc.stderr.on('data', (b: Buffer) => (out += b.toString()));
+  // Waiters are checked on every chunk, so a test can act the moment a line appears.
+  const waiters = new Set<() => void>();
+  const append = (b: Buffer): void => {
+    out += b.toString();
+    for (const w of [...waiters]) w();
+  };
+  proc.stdout.on('data', append);
+  proc.stderr.on('data', append);
   const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
-  const running = (): boolean => proc.exitCode === null && proc.signalCode === null;
   return {
     proc,
     out: () => out,
     exited,
-    waitFor: async (text, timeoutMs) => {
-      const end = Date.now() + timeoutMs;
-      while (!out.includes(text) && running() && Date.now() < end) await sleep(100);
-      return out;
-    },
+    waitFor: (text, timeoutMs) => new Promise<string>((resolve) => {
+      const finish = (): void => {
+        waiters.delete(check);
+        clearTimeout(timer);
+        resolve(out);
+      };
+      const check = (): void => {
+        if (out.includes(text)) finish();
+      };
+      const timer = setTimeout(finish, timeoutMs);
+      waiters.add(check);
+      void exited.then(finish);
+      check();
+    }),
     stop: async () => {
-      if (!running()) return;
+      if (proc.exitCode !== null || proc.signalCode !== null) return;
       proc.kill('SIGINT');
       const t = setTimeout(() => proc.kill('SIGKILL'), 60_000);
       await exited;
@@ -241,13 +254,15 @@ it('Ctrl-C during start-up stops what was started so far', async () => {
   const work = path.join(dir, 'sandbox');
   const demo = startDemo(work);
   try {
-    // Right after snmpd and the subagent are up, while cockpit-ws is being started.
-    const out = await demo.waitFor('-- snmpd (pid', 170_000);
-    expect(out).toContain('-- snmpd (pid');
-    expect(out).not.toContain('unix:path='); // the serving lines are not printed yet
+    // The bus dir is looked up early (a /proc scan takes a while); the signal goes out the moment snmpd and the
+    // subagent are reported up, while cockpit-ws is being started.
+    await demo.waitFor('-- imgbased daemon (pid', 170_000);
     const busDir = await busDirOf(work);
     await fs.access(busDir);
+    const out = await demo.waitFor('-- snmpd (pid', 170_000);
     demo.proc.kill('SIGINT');
+    expect(out).toContain('-- snmpd (pid');
+    expect(out).not.toContain('unix:path='); // the serving lines are not printed yet
     expect(await demo.exited).toBe(130);
     expect(demo.out()).toContain('-- SIGINT during start-up');
     expect(demo.out()).not.toContain('Press Ctrl-C');
