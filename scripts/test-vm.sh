@@ -11,7 +11,7 @@
 # 25-35x slower), (d) boot the guest once and run the suite inside as root, (e) exit with the suite's status.
 # Run as root (debootstrap needs it). Env:
 #   IMGBASED_VM_CACHE   image cache dir (default /var/cache/imgbased-vm); ~700 MB
-#   VM_TIMEOUT          overall guest timeout in seconds (default 1800)
+#   VM_TIMEOUT          overall guest timeout in seconds (default 3600: the default VM suite takes 25-35 min under TCG)
 #   IMGBASED_VM_TSCONFIG  tsconfig to compile with (default tsconfig.build.json, the whole tree; test/vm/tsconfig.json
 #                       compiles only the VM suite and its imports)
 #   VM_ACCEL, VM_MEM, VM_CPUS, VM_DISK_SIZE, VM_CONSOLE_LOG, VM_KEEP   see test/vm/run-in-vm.sh

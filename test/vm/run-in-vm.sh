@@ -11,7 +11,7 @@
 # Options:
 #   -c DIR   image cache dir                     [default /var/cache/imgbased-vm]
 #   -s DIR   host dir to share                   [default $PWD]
-#   -t SEC   overall timeout, boot included      [VM_TIMEOUT, default 1800] -> exit 124
+#   -t SEC   overall timeout, boot included      [VM_TIMEOUT, default 3600] -> exit 124
 #   -m MEM   guest memory                        [VM_MEM, default 2G]
 #   -p N     guest CPUs                          [VM_CPUS, default 2]
 #   -d SIZE  size of the blank LVM disk          [VM_DISK_SIZE, default 20G, sparse]
@@ -24,7 +24,7 @@ set -uo pipefail
 
 CACHE=/var/cache/imgbased-vm
 SHARE=$PWD
-TIMEOUT=${VM_TIMEOUT:-1800}
+TIMEOUT=${VM_TIMEOUT:-3600}
 MEM=${VM_MEM:-2G}
 CPUS=${VM_CPUS:-2}
 DISK_SIZE=${VM_DISK_SIZE:-20G}
