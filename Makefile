@@ -1,6 +1,7 @@
 # imgbased — build and install the way a package lays the project out (docs/INSTALL.md).
 #
-#   make build                                  compile the TypeScript into dist/ (npx tsc -p tsconfig.build.json)
+#   make build                                  compile the TypeScript into dist/ (npx tsc -p tsconfig.build.json),
+#                                               then bundle nodectl into one file (scripts/bundle-nodectl.js)
 #   make install DESTDIR=/tmp/root PREFIX=/usr  install the built tree (dist/ + production node_modules) under DESTDIR
 #
 # `install` does not build: run `make build` first (an RPM's %build, then %install). The work is done by
@@ -24,6 +25,7 @@ all: build
 
 build:
 	npx tsc -p tsconfig.build.json
+	node scripts/bundle-nodectl.js
 
 install:
 	DESTDIR='$(DESTDIR)' PREFIX='$(PREFIX)' SYSCONFDIR='$(SYSCONFDIR)' LIBDIR='$(LIBDIR)' \

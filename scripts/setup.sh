@@ -24,6 +24,7 @@ fi
 
 echo "setup: compiling TypeScript"
 npx tsc -p tsconfig.build.json
+node scripts/bundle-nodectl.js
 
 echo "setup: building the Cockpit page"
 scripts/build-cockpit.sh
