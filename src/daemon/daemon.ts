@@ -166,7 +166,7 @@ export class Daemon implements ManagerBackend {
   async export(): Promise<void> {
     installPeerGuard(this.bus);
     installMessageHook(this.bus, MANAGER_PATH, SIGNATURES);
-    await this.pollVms(false);
+    // No libvirt probe here: it would delay READY by a process start; startVmPolling() asks right after READY.
     this.manager = new LayersObject(await this.buildView(), this, this.log);
     this.bus.export(MANAGER_PATH, this.manager);
     if (this.sandbox) this.bus.export(MANAGER_PATH, new SandboxObject((call) => this.reboot(call), this.log));
@@ -196,9 +196,11 @@ export class Daemon implements ManagerBackend {
   /** Keep VirtualMachines current (libvirt has no events in our binding: poll). */
   startVmPolling(): void {
     if (this.vmTimer) return;
-    this.vmTimer = setInterval(() => {
+    const poll = (): void => {
       void this.pollVms().catch((e: unknown) => this.log.warn(`polling libvirt failed: ${String(e)}`));
-    }, this.vmPollMs);
+    };
+    poll();
+    this.vmTimer = setInterval(poll, this.vmPollMs);
     this.vmTimer.unref();
   }
 
