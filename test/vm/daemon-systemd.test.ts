@@ -38,27 +38,6 @@ const NOBODY = ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups'];
 const BUSCTL = ['busctl', '--system', '--timeout=180'];
 const DBUS_TEST_CONF = '/etc/dbus-1/system.d/zz-imgbased-vm-test.conf';
 const DBUS_TEST_LIMITS = '<busconfig>\n  <limit name="service_start_timeout">180000</limit>\n</busconfig>\n';
-/** The lead's timer units and `nodectl upgrade --automatic`: the automatic case runs once all three exist. */
-const AUTOMATIC_UNITS = ['systemd/imgbased-automatic.service', 'systemd/imgbased-automatic.timer'];
-const HAS_AUTOMATIC = AUTOMATIC_UNITS.every((u) => fsSync.existsSync(path.join(REPO, u))) &&
-  ['dist/src/cli/nodectl.js', ...listJs('dist/src/cli/nodectl')].some((f) => /--automatic\b/.test(readOr(path.join(REPO, f))));
-
-function listJs(dir: string): string[] {
-  try {
-    return fsSync.readdirSync(path.join(REPO, dir)).filter((f) => f.endsWith('.js')).map((f) => path.join(dir, f));
-  } catch {
-    return [];
-  }
-}
-
-function readOr(file: string): string {
-  try {
-    return fsSync.readFileSync(file, 'utf8');
-  } catch {
-    return '';
-  }
-}
-
 interface Result {
   code: number;
   stdout: string;
@@ -436,32 +415,27 @@ describe('the installed daemon under real systemd: activation, READY, watchdog, 
     expect((await show(UNIT, 'WatchdogUSec')).WatchdogUSec).toBe('30s');
   });
 
-  const automaticTitle = 'imgbased-automatic.service with AutomaticUpdatePolicy=stage stages the newest image of ImageDir';
-  if (HAS_AUTOMATIC) {
-    it(automaticTitle, async () => {
-      const built = await images.image(NVR.v3);
-      for (const f of [built.imagePath, built.sha256Path, ...(built.sigPath ? [built.sigPath] : [])]) {
-        await fs.copyFile(f, path.join('/var/lib/imgbased/images', path.basename(f)));
-      }
-      await fs.writeFile('/etc/imgbased/imgbased.conf', `${OVIRT_CONFIG}AutomaticUpdatePolicy=stage\n`);
-      await must('systemctl', 'restart', UNIT);
-      expect(await getString(OBJ, LAYERS, 'AutomaticUpdatePolicy')).toBe('stage');
-      const before = await lvsState();
-      const t0 = Date.now();
-      const r = await cmd(['systemctl', 'start', 'imgbased-automatic.service']);
-      expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 0, stderr: '' });
-      await waitFor(`DefaultLayer ${NVR.v3}+1`, 20 * 60_000, async () =>
-        ((await getString(OBJ, LAYERS, 'DefaultLayer')) === `${NVR.v3}+1` ? true : undefined), 1000);
-      times['automatic stage'] = Date.now() - t0;
-      const lvs = await lvsState();
-      expect(lvs[NVR.v3]).toMatchObject({ attr: 'Vri---tz-k', tags: [TAG.base] });
-      expect(lvs[`${NVR.v3}+1`]).toMatchObject({ attr: 'Vwi-a-tz--', tags: [TAG.layer], origin: NVR.v3 });
-      expect(lvs[`${NVR.v2}+1`]).toEqual(before[`${NVR.v2}+1`]);
-      expect(await bootEntries()).toContain(`${NVR.v3}+1.conf`);
-      const a = await show('imgbased-automatic.service', 'Result');
-      expect(a['Result']).toBe('success');
-    });
-  } else {
-    it.todo(`${automaticTitle} (waits for systemd/imgbased-automatic.{timer,service} and nodectl upgrade --automatic)`);
-  }
+  it('imgbased-automatic.service with AutomaticUpdatePolicy=stage stages the newest image of ImageDir', async () => {
+    const built = await images.image(NVR.v3);
+    for (const f of [built.imagePath, built.sha256Path, ...(built.sigPath ? [built.sigPath] : [])]) {
+      await fs.copyFile(f, path.join('/var/lib/imgbased/images', path.basename(f)));
+    }
+    await fs.writeFile('/etc/imgbased/imgbased.conf', `${OVIRT_CONFIG}AutomaticUpdatePolicy=stage\n`);
+    await must('systemctl', 'restart', UNIT);
+    expect(await getString(OBJ, LAYERS, 'AutomaticUpdatePolicy')).toBe('stage');
+    const before = await lvsState();
+    const t0 = Date.now();
+    const r = await cmd(['systemctl', 'start', 'imgbased-automatic.service']);
+    expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 0, stderr: '' });
+    await waitFor(`DefaultLayer ${NVR.v3}+1`, 20 * 60_000, async () =>
+      ((await getString(OBJ, LAYERS, 'DefaultLayer')) === `${NVR.v3}+1` ? true : undefined), 1000);
+    times['automatic stage'] = Date.now() - t0;
+    const lvs = await lvsState();
+    expect(lvs[NVR.v3]).toMatchObject({ attr: 'Vri---tz-k', tags: [TAG.base] });
+    expect(lvs[`${NVR.v3}+1`]).toMatchObject({ attr: 'Vwi-a-tz--', tags: [TAG.layer], origin: NVR.v3 });
+    expect(lvs[`${NVR.v2}+1`]).toEqual(before[`${NVR.v2}+1`]);
+    expect(await bootEntries()).toContain(`${NVR.v3}+1.conf`);
+    const a = await show('imgbased-automatic.service', 'Result');
+    expect(a['Result']).toBe('success');
+  });
 });
