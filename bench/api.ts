@@ -25,14 +25,9 @@ import { createSandbox } from '../src/sandbox/sysroot';
 import { PrivateBus, REPO } from '../test/bus/harness';
 import { NotifyListener } from '../test/bus/notify-listener';
 import { imageSet, NVR, tempDir } from '../test/helpers/host';
+import { arg, runMain } from './common';
 
 const DAEMON = path.join(REPO, 'dist/src/daemon/main.js');
-
-function arg(name: string, def: number): number {
-  const i = process.argv.indexOf(`--${name}`);
-  const v = i >= 0 ? Number(process.argv[i + 1]) : def;
-  return Number.isFinite(v) && v > 0 ? v : def;
-}
 
 const pct = (sorted: number[], p: number): number => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
 const median = (xs: number[]): number => pct([...xs].sort((a, b) => a - b), 50);
@@ -236,10 +231,4 @@ async function main(): Promise<void> {
   }
 }
 
-main().then(
-  () => process.exit(0),
-  (e: unknown) => {
-    process.stderr.write(`${e instanceof Error ? e.stack : String(e)}\n`);
-    process.exit(1);
-  },
-);
+runMain(main);

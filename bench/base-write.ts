@@ -18,15 +18,10 @@ import { buildTestImage, type TestFileSpec } from '../src/image/test-image-build
 import { diffManifests, treeManifest, type TreeManifest } from '../src/image/tree-manifest';
 import { copyBlocks, copyTree } from '../src/image/write-base';
 import { run } from '../src/system/run';
+import { arg } from './common';
 
 const MiB = 1024 * 1024;
 const TARGET_BYTES = 2048 * MiB;
-
-function arg(name: string, def: number): number {
-  const i = process.argv.indexOf(`--${name}`);
-  const v = i >= 0 ? Number(process.argv[i + 1]) : def;
-  return Number.isFinite(v) && v > 0 ? v : def;
-}
 
 async function sparseFile(path: string, bytes: number): Promise<void> {
   await writeFile(path, '');

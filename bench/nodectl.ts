@@ -16,16 +16,11 @@ import * as path from 'node:path';
 import { createSandbox } from '../src/sandbox/sysroot';
 import { eventually, PrivateBus, REPO } from '../test/bus/harness';
 import { imageSet, NVR, tempDir } from '../test/helpers/host';
+import { arg, runMain } from './common';
 
 const DAEMON = path.join(REPO, 'dist/src/daemon/main.js');
 const NODECTL = path.join(REPO, 'dist/src/cli/nodectl.js');
 const GOAL = 2.5;
-
-function arg(name: string, def: number): number {
-  const i = process.argv.indexOf(`--${name}`);
-  const v = i >= 0 ? Number(process.argv[i + 1]) : def;
-  return Number.isFinite(v) && v > 0 ? v : def;
-}
 
 const median = (xs: number[]): number => {
   const s = [...xs].sort((a, b) => a - b);
@@ -107,10 +102,4 @@ async function main(): Promise<void> {
   }
 }
 
-main().then(
-  () => process.exit(0),
-  (e: unknown) => {
-    process.stderr.write(`${e instanceof Error ? e.stack : String(e)}\n`);
-    process.exit(1);
-  },
-);
+runMain(main);

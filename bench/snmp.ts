@@ -21,6 +21,7 @@ import { createSandbox } from '../src/sandbox/sysroot';
 import { eventually, PrivateBus, REPO } from '../test/bus/harness';
 import { imageSet, NVR, tempDir } from '../test/helpers/host';
 import { freeUdpPort, sleep, Snmpd } from '../test/snmp/snmp-harness';
+import { arg, runMain } from './common';
 
 const DAEMON = path.join(REPO, 'dist/src/daemon/main.js');
 const SUBAGENT = path.join(REPO, 'dist/src/snmp/main.js');
@@ -29,12 +30,6 @@ const NATIVE = '1.3.6.1.2.1.1.3.0';
 const ROW = [2, 3, 4, 5, 6, 7, 8].map((c) => `1.3.6.1.4.1.2312.13.2.1.6.1.${c}.1`);
 /** sysDescr … sysLocation and sysORID.1: seven objects snmpd answers itself (it has no sysServices without config). */
 const SYSTEM = [...[1, 2, 3, 4, 5, 6].map((n) => `1.3.6.1.2.1.1.${n}.0`), '1.3.6.1.2.1.1.9.1.2.1'];
-
-function arg(name: string, def: number): number {
-  const i = process.argv.indexOf(`--${name}`);
-  const v = i >= 0 ? Number(process.argv[i + 1]) : def;
-  return Number.isFinite(v) && v > 0 ? v : def;
-}
 
 const pct = (sorted: number[], p: number): number => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
 
@@ -182,10 +177,4 @@ async function main(): Promise<void> {
   }
 }
 
-main().then(
-  () => process.exit(0),
-  (e: unknown) => {
-    process.stderr.write(`${e instanceof Error ? e.stack : String(e)}\n`);
-    process.exit(1);
-  },
-);
+runMain(main);

@@ -14,12 +14,7 @@ import { buildTestImage, createTestSigningKey, type TestFileSpec } from '../src/
 import { createSandbox } from '../src/sandbox/sysroot';
 import { releaseMountsBelow } from '../src/system/mountinfo';
 import { run } from '../src/system/run';
-
-function arg(name: string, def: number): number {
-  const i = process.argv.indexOf(`--${name}`);
-  const v = i >= 0 ? Number(process.argv[i + 1]) : def;
-  return Number.isFinite(v) && v > 0 ? v : def;
-}
+import { arg } from './common';
 
 async function timed(fn: () => Promise<unknown>): Promise<number> {
   const t0 = process.hrtime.bigint();

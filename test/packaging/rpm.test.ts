@@ -8,38 +8,16 @@
  *
  * Slow: one full rpmbuild (about 1–2 minutes on an idle 2-core machine, several on a busy one).
  */
-import { execFile } from 'node:child_process';
 import * as fs from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { promisify } from 'node:util';
+import { mustRunTool, runTool } from '../helpers/tool';
 
-const pexec = promisify(execFile);
 const REPO = path.resolve(__dirname, '../..');
-const ENV = { ...process.env, LC_ALL: 'C' };
 const VERSION = '0.1.0';
 
-interface Result {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-async function run(cmd: string, args: readonly string[], cwd = REPO): Promise<Result> {
-  try {
-    const r = await pexec(cmd, [...args], { cwd, env: ENV, maxBuffer: 256 * 1024 * 1024 });
-    return { code: 0, stdout: r.stdout, stderr: r.stderr };
-  } catch (e) {
-    const err = e as { code?: unknown; stdout?: string; stderr?: string };
-    return { code: typeof err.code === 'number' ? err.code : -1, stdout: err.stdout ?? '', stderr: err.stderr ?? String(e) };
-  }
-}
-
-async function mustRun(cmd: string, args: readonly string[], cwd = REPO): Promise<string> {
-  const r = await run(cmd, args, cwd);
-  if (r.code !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (${r.code}):\n${r.stdout.slice(-4000)}\n${r.stderr.slice(-4000)}`);
-  return r.stdout;
-}
+const run = runTool;
+const mustRun = mustRunTool;
 
 interface PkgFile {
   path: string;

@@ -11,41 +11,21 @@
  * `semodule -n -r`, which must leave no imgbased type behind. SELinux itself cannot be loaded on this kernel:
  * the policy is built and link-checked, not enforced (docs/PACKAGING.md).
  */
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as readline from 'node:readline';
-import { promisify } from 'node:util';
+import type { ToolResult as Result } from '../helpers/tool';
+import { mustRunTool, runTool } from '../helpers/tool';
 
-const pexec = promisify(execFile);
 const REPO = path.resolve(__dirname, '../..');
 const DEVEL_MAKEFILE = '/usr/share/selinux/devel/Makefile';
 const POLICY_NAME = 'default'; // SELINUXTYPE of selinux-policy-default
-const ENV = { ...process.env, LC_ALL: 'C' };
 
-interface Result {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-async function run(cmd: string, args: readonly string[], cwd = REPO): Promise<Result> {
-  try {
-    const r = await pexec(cmd, [...args], { cwd, env: ENV, maxBuffer: 64 * 1024 * 1024 });
-    return { code: 0, stdout: r.stdout, stderr: r.stderr };
-  } catch (e) {
-    const err = e as { code?: unknown; stdout?: string; stderr?: string };
-    return { code: typeof err.code === 'number' ? err.code : -1, stdout: err.stdout ?? '', stderr: err.stderr ?? String(e) };
-  }
-}
-
-async function mustRun(cmd: string, args: readonly string[], cwd = REPO): Promise<string> {
-  const r = await run(cmd, args, cwd);
-  if (r.code !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (${r.code}):\n${r.stdout}\n${r.stderr}`);
-  return r.stdout;
-}
+const run = runTool;
+const mustRun = mustRunTool;
 
 async function sha256(file: string): Promise<string> {
   return createHash('sha256').update(await fs.readFile(file)).digest('hex');

@@ -4,13 +4,12 @@
  * test/systemd/units.test.ts: the launcher is not installed on a build host, so a drop-in in a temp unit dir replaces
  * ExecStart= with a stub; everything else is the shipped file.
  */
-import { execFile } from 'node:child_process';
 import * as fs from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { promisify } from 'node:util';
+import type { Analyzed } from '../helpers/systemd-analyze';
+import { analyzeUnit } from '../helpers/systemd-analyze';
 
-const execFileP = promisify(execFile);
 const REPO = path.resolve(__dirname, '../..');
 const UNIT = 'imgbased-snmp.service';
 
@@ -22,23 +21,7 @@ afterAll(async () => {
   if (dir) await fs.rm(dir, { recursive: true, force: true });
 });
 
-async function analyze(content: string, args: readonly string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const unitDir = await fs.mkdtemp(path.join(dir, 'units-'));
-  const stub = path.join(unitDir, 'imgbased-snmp-stub');
-  await fs.writeFile(stub, '#!/bin/sh\nexit 0\n', { mode: 0o755 });
-  await fs.writeFile(path.join(unitDir, UNIT), content);
-  await fs.mkdir(path.join(unitDir, `${UNIT}.d`));
-  await fs.writeFile(path.join(unitDir, `${UNIT}.d`, 'exec-stub.conf'), `[Service]\nExecStart=\nExecStart=${stub}\n`);
-  try {
-    const { stdout, stderr } = await execFileP('systemd-analyze', [...args, path.join(unitDir, UNIT)], {
-      env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', LC_ALL: 'C', SYSTEMD_UNIT_PATH: `${unitDir}:`, SYSTEMD_LOG_COLOR: '0' },
-    });
-    return { code: 0, stdout, stderr };
-  } catch (e) {
-    const err = e as { code?: number; stdout?: string; stderr?: string };
-    return { code: typeof err.code === 'number' ? err.code : -1, stdout: err.stdout ?? '', stderr: err.stderr ?? '' };
-  }
-}
+const analyze = (content: string, args: readonly string[]): Promise<Analyzed> => analyzeUnit(dir, UNIT, content, args);
 
 const shipped = (): Promise<string> => fs.readFile(path.join(REPO, 'systemd', UNIT), 'utf8');
 

@@ -12,17 +12,13 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { BUS_NAME } from '../../src/dbus/api';
+import type { Analyzed } from '../helpers/systemd-analyze';
+import { analyzeUnit } from '../helpers/systemd-analyze';
 
 const execFileP = promisify(execFile);
 const REPO = path.resolve(__dirname, '../..');
 const UNIT = 'imgbased.service';
 const SHIPPED_EXEC = '/usr/libexec/imgbased/imgbased-daemon';
-
-interface Verify {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
 
 let dir = '';
 
@@ -34,25 +30,8 @@ afterAll(async () => {
   if (dir) await fs.rm(dir, { recursive: true, force: true });
 });
 
-/** Put `content` as `name` into a fresh unit dir with the ExecStart stub drop-in; run `systemd-analyze args… unit`. */
-async function analyze(name: string, content: string, args: readonly string[]): Promise<Verify> {
-  const unitDir = await fs.mkdtemp(path.join(dir, 'units-'));
-  const stub = path.join(unitDir, 'imgbased-daemon-stub');
-  await fs.writeFile(stub, '#!/bin/sh\nexit 0\n', { mode: 0o755 });
-  await fs.writeFile(path.join(unitDir, name), content);
-  await fs.mkdir(path.join(unitDir, `${name}.d`));
-  await fs.writeFile(path.join(unitDir, `${name}.d`, 'exec-stub.conf'), `[Service]\nExecStart=\nExecStart=${stub}\n`);
-  try {
-    const { stdout, stderr } = await execFileP('systemd-analyze', [...args, path.join(unitDir, name)], {
-      // our dir first, then the system's (the trailing ":"), so dbus.socket and friends resolve
-      env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', LC_ALL: 'C', SYSTEMD_UNIT_PATH: `${unitDir}:`, SYSTEMD_LOG_COLOR: '0' },
-    });
-    return { code: 0, stdout, stderr };
-  } catch (e) {
-    const err = e as { code?: number; stdout?: string; stderr?: string };
-    return { code: typeof err.code === 'number' ? err.code : -1, stdout: err.stdout ?? '', stderr: err.stderr ?? '' };
-  }
-}
+/** systemd-analyze ARGS on `content` installed as `name` (ExecStart= stubbed). */
+const analyze = (name: string, content: string, args: readonly string[]): Promise<Analyzed> => analyzeUnit(dir, name, content, args);
 
 const shipped = (): Promise<string> => fs.readFile(path.join(REPO, 'systemd', UNIT), 'utf8');
 
