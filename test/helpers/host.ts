@@ -64,7 +64,8 @@ export const V2_CHANGES: Partial<BuildTestImageOptions> = {
   files: { 'var/lib/example/new-in-v2': 'added by v2\n', 'var/lib/example/config': 'state = v2 default\n' },
 };
 
-async function walk(root: string, rel = ''): Promise<string[]> {
+/** Every path below root, sorted, directories with a trailing slash ([] when root is missing). */
+export async function walk(root: string, rel = ''): Promise<string[]> {
   let names: string[];
   try {
     names = (await fs.readdir(path.join(root, rel))).sort();

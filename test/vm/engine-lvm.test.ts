@@ -20,7 +20,7 @@ import { TAG } from '../../src/storage/backend';
 import { LvmBackend } from '../../src/storage/lvm';
 import { run } from '../../src/system/run';
 import type { ImageSet } from '../helpers/host';
-import { imageSet, NVR, V2_CHANGES } from '../helpers/host';
+import { imageSet, NVR, V2_CHANGES, walk } from '../helpers/host';
 import { entryText, grubenvBlock, KVER } from '../helpers/boot-text';
 import { GiB, MiB, lvRecord, sh, type VgFixture } from './lvm-fixture';
 import { installOvirtHost, lvsState, OVIRT_CONFIG, POOL, ROOT_BYTES, VG, type LvState } from './ovirt-host';
@@ -34,22 +34,6 @@ const FULL_MATRIX = process.env['IMGBASED_VM_CRASH'] === 'full';
 
 
 
-async function walk(root: string, rel = ''): Promise<string[]> {
-  let names: string[];
-  try {
-    names = (await fs.readdir(path.join(root, rel))).sort();
-  } catch {
-    return [];
-  }
-  const out: string[] = [];
-  for (const n of names) {
-    const r = path.join(rel, n);
-    const st = await fs.lstat(path.join(root, r));
-    out.push(r + (st.isDirectory() ? '/' : ''));
-    if (st.isDirectory()) out.push(...(await walk(root, r)));
-  }
-  return out;
-}
 
 /** Everything an upgrade may change on this host, comparable with toEqual. */
 async function hostState(sysroot: string): Promise<Record<string, unknown>> {
