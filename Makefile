@@ -15,6 +15,7 @@ LIBEXECDIR  ?= $(PREFIX)/libexec
 BINDIR      ?= $(PREFIX)/bin
 DATADIR     ?= $(PREFIX)/share
 UNITDIR     ?= $(PREFIX)/lib/systemd/system
+PRESETDIR   ?= $(dir $(UNITDIR))system-preset
 TMPFILESDIR ?= $(PREFIX)/lib/tmpfiles.d
 # The node the launchers exec: a bare name is looked up in PATH when they run.
 NODEJS      ?= node
@@ -30,4 +31,4 @@ build:
 install:
 	DESTDIR='$(DESTDIR)' PREFIX='$(PREFIX)' SYSCONFDIR='$(SYSCONFDIR)' LIBDIR='$(LIBDIR)' \
 	LIBEXECDIR='$(LIBEXECDIR)' BINDIR='$(BINDIR)' DATADIR='$(DATADIR)' UNITDIR='$(UNITDIR)' \
-	TMPFILESDIR='$(TMPFILESDIR)' NODEJS='$(NODEJS)' ./scripts/install.sh
+	PRESETDIR='$(PRESETDIR)' TMPFILESDIR='$(TMPFILESDIR)' NODEJS='$(NODEJS)' ./scripts/install.sh

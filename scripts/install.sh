@@ -17,7 +17,7 @@
 #
 # Env (the Makefile passes its variables): DESTDIR (default empty), PREFIX (/usr), SYSCONFDIR (/etc),
 # LIBDIR (PREFIX/lib), LIBEXECDIR (PREFIX/libexec), BINDIR (PREFIX/bin), DATADIR (PREFIX/share),
-# UNITDIR (PREFIX/lib/systemd/system), TMPFILESDIR (PREFIX/lib/tmpfiles.d),
+# UNITDIR (PREFIX/lib/systemd/system), PRESETDIR (next to UNITDIR: .../systemd/system-preset), TMPFILESDIR (PREFIX/lib/tmpfiles.d),
 # NODEJS (the node the launchers exec: default "node", looked up in PATH when they run; e.g. NODEJS=/usr/bin/node; not NODE, which npm sets for its scripts).
 set -euo pipefail
 SRC=$(cd "$(dirname "$0")/.." && pwd)
@@ -31,12 +31,13 @@ LIBEXECDIR=${LIBEXECDIR:-$PREFIX/libexec}
 BINDIR=${BINDIR:-$PREFIX/bin}
 DATADIR=${DATADIR:-$PREFIX/share}
 UNITDIR=${UNITDIR:-$PREFIX/lib/systemd/system}
+PRESETDIR=${PRESETDIR:-$(dirname "$UNITDIR")/system-preset}
 TMPFILESDIR=${TMPFILESDIR:-$PREFIX/lib/tmpfiles.d}
 NODEJS=${NODEJS:-node}
 APPDIR=$LIBDIR/imgbased            # where the code lives at run time (launchers hard-code it)
 
 die() { echo "install.sh: $*" >&2; exit 1; }
-for v in PREFIX SYSCONFDIR LIBDIR LIBEXECDIR BINDIR DATADIR UNITDIR TMPFILESDIR; do
+for v in PREFIX SYSCONFDIR LIBDIR LIBEXECDIR BINDIR DATADIR UNITDIR PRESETDIR TMPFILESDIR; do
     case ${!v} in /*) ;; *) die "$v must be an absolute path, got '${!v}'" ;; esac
 done
 case $NODEJS in *[[:space:]\'\"\\]*) die "NODEJS must be a command name or path without spaces or quotes" ;; esac
@@ -150,6 +151,7 @@ for f in "$SRC"/polkit/*.rules; do inst 0644 "$f" "$DATADIR/polkit-1/rules.d/${f
 for f in "$SRC"/systemd/*.service "$SRC"/systemd/*.timer "$SRC"/systemd/*.socket "$SRC"/systemd/*.path; do
     inst 0644 "$f" "$UNITDIR/${f##*/}"
 done
+for f in "$SRC"/systemd/*.preset; do inst 0644 "$f" "$PRESETDIR/${f##*/}"; done
 if [ -f "$SRC/completion/nodectl" ]; then
     inst 0644 "$SRC/completion/nodectl" "$DATADIR/bash-completion/completions/nodectl"
 fi

@@ -5,7 +5,9 @@
 import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import { getDefault } from './boot/boot-entries';
+import { getDefault, getNextBoot } from './boot/boot-entries';
+import type { BootStates } from './boot/boot-state';
+import { readBootStates } from './boot/boot-state';
 import { argKey, argValue, splitArgs } from './boot/kernel-args';
 import type { Config } from './config/config';
 import { loadConfig } from './config/config';
@@ -23,6 +25,8 @@ import type { Logger } from './log';
 import { silentLogger } from './log';
 import { discoverLayout, findLayer } from './model/layout';
 import { parseBaseName } from './model/names';
+import type { BootVerdict, CompleteBootPlan } from './plan/boot';
+import { assessmentTarget, planCompleteBoot } from './plan/boot';
 import { planCleanup, planRemoveBase, planRollback } from './plan/cleanup';
 import { planInit } from './plan/init';
 import type { HostState } from './plan/state';
@@ -165,13 +169,24 @@ export class Engine {
   async state(): Promise<HostState> {
     const layout = discoverLayout(await this.backend.list());
     const booted = await this.bootedLayer();
-    const def = (await getDefault(this.paths.bootDir, { grubenvPath: this.paths.grubenv })) ?? null;
+    const known = (l: string | undefined): string | null => (l && findLayer(layout, l) ? l : null);
+    const grub = { grubenvPath: this.paths.grubenv };
+    const saved = known(await getDefault(this.paths.bootDir, grub));
+    const next = known(await getNextBoot(this.paths.bootDir, grub));
     return {
       layout,
-      current: booted && findLayer(layout, booted) ? booted : null,
-      defaultLayer: def && findLayer(layout, def) ? def : null,
+      current: known(booted ?? undefined),
+      defaultLayer: next ?? saved,
+      savedDefault: saved,
+      nextBoot: next,
       pinned: await this.pinned(),
+      bootStates: await this.bootStates(),
     };
+  }
+
+  /** Boot assessment states of the layers that have one. */
+  bootStates(): Promise<BootStates> {
+    return readBootStates(this.paths.stateDir);
   }
 
   history(limit = 0): Promise<JournalRecord[]> {
@@ -297,6 +312,8 @@ export class Engine {
           method,
           sizeBytes: Math.max(fromVol?.sizeBytes ?? 0, image.imageSizeBytes),
           fsType: method === 'blocks' ? image.fsType : hostFs,
+          assessment: this.config.bootAssessment,
+          at: this.now().toISOString(),
         },
       );
       await this.checkSpace(method === 'blocks' ? image.imageSizeBytes : image.usedBytes);
@@ -354,7 +371,33 @@ export class Engine {
   }
 
   rollback(target: string | null, opts: TransactionOptions = {}): Promise<Outcome> {
-    return this.planned('rollback', { layer: target ?? '' }, opts, async () => planRollback(await this.state(), target));
+    return this.planned('rollback', { layer: target ?? '' }, opts, async () =>
+      planRollback(await this.state(), target, this.now().toISOString()));
+  }
+
+  /**
+   * CompleteBoot: judge the running layer when its boot is on trial — with `verdict` when given, else with the
+   * health gates (`gates`, run only when something is on trial) — and mark trials the host left unconfirmed bad.
+   * The transaction (kind boot-complete) records layer, verdict and reason in its request.
+   */
+  async completeBoot(
+    judge: BootVerdict | ((layer: string) => Promise<BootVerdict>), opts: TransactionOptions = {},
+  ): Promise<{ outcome: Outcome; plan: CompleteBootPlan }> {
+    const state = await this.state();
+    const target = assessmentTarget(state);
+    let verdict: BootVerdict | null = null;
+    let plan: CompleteBootPlan | null = null;
+    try {
+      if (target !== null) verdict = typeof judge === 'function' ? await judge(target) : judge;
+      plan = planCompleteBoot(state, verdict, this.now().toISOString());
+    } catch (e) {
+      if (!(e instanceof ImgbasedError)) throw e;
+      const request = { layer: target ?? '', verdict: 'none', reason: e.message };
+      return { outcome: await this.recordRejected('boot-complete', request, e, opts), plan: { layer: target ?? '', verdict: 'none', reason: e.message, steps: [] } };
+    }
+    const request = { layer: plan.layer, verdict: plan.verdict, reason: plan.reason };
+    this.log.info(`boot assessment: ${plan.layer || state.current || '(unknown layer)'}: ${plan.verdict} (${plan.reason})`);
+    return { outcome: await this.execute('boot-complete', request, plan.steps, opts), plan };
   }
 
   cleanup(keep: number | null, opts: TransactionOptions = {}): Promise<Outcome> {
@@ -378,7 +421,7 @@ export class Engine {
       if (!(await this.backend.get(from))) throw new NotFoundError(`no volume named ${from} to initialise from`);
       const text = nvrText ?? (await withMounted(this.backend, from, { readOnly: true }, (root) =>
         this.readNvrFile(root, from)));
-      return planInit(await this.state(), from, parseBaseName(text.trim()));
+      return planInit(await this.state(), from, parseBaseName(text.trim()), this.now().toISOString());
     });
   }
 

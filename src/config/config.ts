@@ -16,6 +16,12 @@
  *   AutomaticUpdatePolicy=none   # none | check | stage | apply (SetAutomaticUpdatePolicy overrides it, in the state dir)
  *   MaintenanceWindow=           # when automatic stage/apply may start, e.g. "Sat,Sun 02:00-05:00"; empty = any time
  *   LibvirtURI=qemu:///system    # where the running-VMs guard asks libvirt
+ *   [Boot]
+ *   Assessment=true        # new layers boot once on trial; CompleteBoot makes them the default
+ *   RequiredUnits=         # health gate: units that must be active (space-separated), e.g. vdsmd.service
+ *   RequireHealthy=true    # health gate: Check() must not be "failed"
+ *   GateTimeoutSec=300     # how long the gates wait for the units to become active
+ *   RebootOnFailure=false  # after a failed gate, reboot into the last good layer (only when no VM runs)
  */
 import { promises as fs } from 'node:fs';
 import type { MaintenanceWindow } from '../automatic/window';
@@ -39,6 +45,11 @@ export interface Config {
   readonly automaticUpdatePolicy: AutomaticUpdatePolicy;
   readonly maintenanceWindow: MaintenanceWindow;
   readonly libvirtUri: string;
+  readonly bootAssessment: boolean;
+  readonly requiredUnits: readonly string[];
+  readonly requireHealthy: boolean;
+  readonly gateTimeoutSec: number;
+  readonly rebootOnFailure: boolean;
 }
 
 export const DEFAULT_CONFIG: Config = {
@@ -54,7 +65,15 @@ export const DEFAULT_CONFIG: Config = {
   automaticUpdatePolicy: 'none',
   maintenanceWindow: ANY_TIME,
   libvirtUri: 'qemu:///system',
+  bootAssessment: true,
+  requiredUnits: [],
+  requireHealthy: true,
+  gateTimeoutSec: 300,
+  rebootOnFailure: false,
 };
+
+/** A systemd unit name (name.type, no path, no spaces or control characters). */
+const UNIT_NAME = /^[A-Za-z0-9:_.\\@-]+\.(service|socket|target|mount|device|swap|path|timer|slice|scope|automount)$/;
 
 type Setter = (c: Mutable<Config>, value: string, where: string) => void;
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
@@ -127,6 +146,26 @@ const KEYS: Record<string, Record<string, Setter>> = {
     LibvirtURI: (c, v, w) => {
       if (!/^[a-z][a-z0-9+.-]*:\/\//.test(v)) throw new InvalidArgumentError(`${w}: LibvirtURI must be a libvirt URI like qemu:///system, got "${v}"`);
       c.libvirtUri = v;
+    },
+  },
+  Boot: {
+    Assessment: (c, v, w) => {
+      c.bootAssessment = bool(v, w);
+    },
+    RequiredUnits: (c, v, w) => {
+      const units = v.split(/\s+/).filter(Boolean);
+      const badUnit = units.find((u) => !UNIT_NAME.test(u));
+      if (badUnit !== undefined) throw new InvalidArgumentError(`${w}: "${badUnit}" is not a unit name like vdsmd.service`);
+      c.requiredUnits = units;
+    },
+    RequireHealthy: (c, v, w) => {
+      c.requireHealthy = bool(v, w);
+    },
+    GateTimeoutSec: (c, v, w) => {
+      c.gateTimeoutSec = int(v, w, 0, 86400);
+    },
+    RebootOnFailure: (c, v, w) => {
+      c.rebootOnFailure = bool(v, w);
     },
   },
 };

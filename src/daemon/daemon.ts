@@ -13,6 +13,10 @@ import { gatherFacts } from '../check/facts';
 import type { Engine } from '../engine';
 import { newTransactionId } from '../engine';
 import { BusyError, InvalidArgumentError } from '../errors';
+import type { UnitStates } from '../boot/gates';
+import { runGates } from '../boot/gates';
+import type { BootVerdict } from '../plan/boot';
+import { trialLayerOf } from '../plan/state';
 import type { Rebooter } from '../system/reboot';
 import type { Outcome } from '../transaction/runner';
 import type { VmGuard, VmReport } from '../virt/guard';
@@ -106,6 +110,8 @@ export interface DaemonOptions {
   vmGuard: VmGuard;
   /** How the host is rebooted (logind; in sandbox mode the sandbox's simulated reboot). */
   rebooter: Rebooter;
+  /** Unit states for the boot health gates (systemd; in sandbox mode the sandbox's files). */
+  unitStates: UnitStates;
   /** How often VirtualMachines is refreshed (ms; default 30 s). */
   vmPollMs?: number;
   /** The clock the maintenance window is judged by (tests). */
@@ -139,6 +145,7 @@ export class Daemon implements ManagerBackend {
   private stoppingSince = 0;
   private readonly vmGuard: VmGuard;
   private readonly rebooter: Rebooter;
+  private readonly unitStates: UnitStates;
   private readonly now: () => Date;
   private vms: VmReport = { available: false, running: [], message: 'not checked yet', checkedAt: 0 };
   private vmTimer: NodeJS.Timeout | null = null;
@@ -155,6 +162,7 @@ export class Daemon implements ManagerBackend {
     this.sandbox = opts.sandbox ?? false;
     this.vmGuard = opts.vmGuard;
     this.rebooter = opts.rebooter;
+    this.unitStates = opts.unitStates;
     this.now = opts.now ?? (() => new Date());
     this.vmPollMs = opts.vmPollMs ?? VM_POLL_MS;
     // Properties are refreshed before a job's Finished is sent, so a client reacting to it reads the new state.
@@ -269,6 +277,9 @@ export class Daemon implements ManagerBackend {
         pinned: new Variant('b', state.pinned.has(l.name)),
         'boot-entry': new Variant('s', l.name),
         'read-only': new Variant('b', l.volume.readOnly),
+        'boot-state': new Variant('s', state.bootStates?.get(l.name)?.state ?? ''),
+        'boot-state-reason': new Variant('s', state.bootStates?.get(l.name)?.reason ?? ''),
+        'boot-state-changed': new Variant('t', usec(state.bootStates?.get(l.name)?.changedAt)),
       })),
       Bases: state.layout.bases.map((b) => ({
         name: new Variant('s', b.name),
@@ -280,6 +291,7 @@ export class Daemon implements ManagerBackend {
       })),
       CurrentLayer: state.current ?? '',
       DefaultLayer: state.defaultLayer ?? '',
+      TrialLayer: trialLayerOf(state) ?? '',
       Pool: {
         size: new Variant('t', BigInt(Math.floor(pool.sizeBytes))),
         free: new Variant('t', BigInt(Math.floor(pool.freeBytes))),
@@ -526,6 +538,45 @@ export class Daemon implements ManagerBackend {
       return d.reboot ? this.rebootAfter(outcome, `reboot into ${found.nvr} (automatic update policy "apply")`) : outcome;
     }, `automatic update (${mode}): `);
     return [true, found.nvr, tx];
+  }
+
+  async completeBoot(call: CallContext, options: unknown): Promise<string> {
+    const o = parseOptions(options, { wait: 'b', verdict: 's', reason: 's' }, 'CompleteBoot');
+    if (o.verdict !== undefined && o.verdict !== 'good' && o.verdict !== 'bad') {
+      throw new InvalidArgumentError(`CompleteBoot: option "verdict" must be "good" or "bad", got ${quoted(o.verdict)}`);
+    }
+    if (o.reason !== undefined && o.verdict === undefined) throw new InvalidArgumentError('CompleteBoot: option "reason" needs "verdict"');
+    if (o.reason !== undefined) bounded('CompleteBoot', 'reason', o.reason, 1024);
+    await this.authorizer.check(call.sender, POLKIT_ACTIONS.completeBoot);
+    const given: BootVerdict | null = o.verdict === undefined ? null
+      : { verdict: o.verdict, reason: o.reason || `reported by ${await this.initiator(call)}` };
+    const cfg = this.engine.config;
+    return this.start('boot-complete', call, o.wait ?? false, async ({ id, initiator, signal, onProgress }) => {
+      const progress = (percent: number, step: string, message: string): void =>
+        onProgress({ transactionId: id, percent, stepIndex: 0, stepCount: 0, step, message, bytesDone: 0, bytesTotal: 0 });
+      const judge = given ?? ((layer: string): Promise<BootVerdict> => {
+        progress(0, 'health-gates', `Checking the health gates of ${layer}`);
+        return runGates({
+          units: cfg.requiredUnits,
+          unitStates: this.unitStates,
+          health: cfg.requireHealthy ? async () => {
+            const [status, rows] = await this.check();
+            return { status, failed: rows.filter((r) => r[2] === 'failed').map((r) => `${r[0]}/${r[1]}: ${r[3]}`) };
+          } : null,
+          timeoutMs: cfg.gateTimeoutSec * 1000,
+          signal,
+          onProgress: (fraction, message) => progress(Math.floor(fraction * 90), 'health-gates', message),
+        });
+      });
+      const { outcome, plan } = await this.engine.completeBoot(judge, { id, signal, onProgress, initiator });
+      if (plan.verdict === 'bad' && outcome.record.state === 'succeeded') {
+        const warning = `${plan.layer} failed its boot assessment: ${plan.reason}`;
+        await this.engine.addWarning(id, warning);
+        const warned: Outcome = { ...outcome, record: { ...outcome.record, warnings: [...outcome.record.warnings, warning] } };
+        return cfg.rebootOnFailure ? this.rebootAfter(warned, `reboot into the last good layer after ${plan.layer} failed its health gates`) : warned;
+      }
+      return outcome;
+    });
   }
 
   /** Stop background work (VM polling). */

@@ -18,7 +18,8 @@ import { acquireHostLock } from '../system/lock';
 import { BUS_NAME } from '../dbus/api';
 import { connectSystemBus } from '../dbus/connect';
 import { PolkitAuthorizer } from '../dbus/polkit';
-import { sandboxRebooter } from '../sandbox/sysroot';
+import { sandboxRebooter, sandboxUnits } from '../sandbox/sysroot';
+import { SystemdUnits } from '../system/units';
 import { LogindRebooter } from '../system/reboot';
 import { libvirtGuard } from '../virt/guard';
 import { Daemon } from './daemon';
@@ -58,6 +59,7 @@ export async function runDaemon(args: Args, log: Logger): Promise<number> {
       engine, bus, authorizer: new PolkitAuthorizer(bus, log), log, version: version(), sandbox: args.sandbox,
       vmGuard: libvirtGuard({ uri: engine.config.libvirtUri }),
       rebooter: args.sandbox ? sandboxRebooter(engine) : new LogindRebooter(bus),
+      unitStates: args.sandbox ? sandboxUnits(engine.paths.sysroot) : new SystemdUnits(bus),
     });
     await daemon.export();
     const reply = await bus.requestName(BUS_NAME, dbus.NameFlag.DO_NOT_QUEUE);

@@ -47,6 +47,7 @@ export const POLKIT_ACTIONS = {
   cancel: 'org.ovirt.node.layers.cancel',
   configure: 'org.ovirt.node.layers.configure',
   automaticUpdate: 'org.ovirt.node.layers.automatic-update',
+  completeBoot: 'org.ovirt.node.layers.complete-boot',
 } as const;
 export type PolkitAction = (typeof POLKIT_ACTIONS)[keyof typeof POLKIT_ACTIONS];
 
@@ -155,6 +156,14 @@ export const LAYERS_METHODS = {
     polkit: POLKIT_ACTIONS.automaticUpdate,
     errors: ['InvalidArgument', 'NotAuthorized', 'Busy'],
   },
+  CompleteBoot: {
+    in: [a('options', 'a{sv}')],
+    out: [a('transaction', 'o')],
+    inSignature: 'a{sv}',
+    outSignature: 'o',
+    polkit: POLKIT_ACTIONS.completeBoot,
+    errors: ['InvalidArgument', 'NotAuthorized', 'Busy'],
+  },
   SetAutomaticUpdatePolicy: {
     in: [a('policy', 's')],
     out: [],
@@ -172,6 +181,7 @@ export const LAYERS_PROPERTIES = {
   Bases: ro('aa{sv}', true),
   CurrentLayer: ro('s', true),
   DefaultLayer: ro('s', true),
+  TrialLayer: ro('s', true),
   Pool: ro('a{sv}', true),
   Health: ro('s', true),
   ActiveTransaction: ro('o', true),
@@ -231,7 +241,7 @@ export const INTERFACES = {
 export const TRANSACTION_STATES = ['queued', 'running', 'succeeded', 'failed', 'cancelled'] as const;
 export type TransactionState = (typeof TRANSACTION_STATES)[number];
 /** Transaction kinds (the Kind property). */
-export const TRANSACTION_KINDS = ['upgrade', 'rollback', 'cleanup', 'remove-base'] as const;
+export const TRANSACTION_KINDS = ['upgrade', 'rollback', 'cleanup', 'remove-base', 'boot-complete'] as const;
 /** AutomaticUpdatePolicy values. */
 export const AUTOMATIC_UPDATE_POLICIES = ['none', 'check', 'stage', 'apply'] as const;
 export type AutomaticUpdatePolicy = (typeof AUTOMATIC_UPDATE_POLICIES)[number];

@@ -22,6 +22,7 @@ export interface ManagerView {
   readonly Bases: Dict[];
   readonly CurrentLayer: string;
   readonly DefaultLayer: string;
+  readonly TrialLayer: string;
   readonly Pool: Dict;
   readonly Health: string;
   readonly ActiveTransaction: string;
@@ -44,6 +45,7 @@ export interface ManagerBackend {
   history(call: CallContext, limit: number): Promise<Dict[]>;
   trigger(call: CallContext, options: unknown): Promise<[boolean, string, string]>;
   setPolicy(call: CallContext, policy: string): Promise<void>;
+  completeBoot(call: CallContext, options: unknown): Promise<string>;
 }
 
 const stable = (v: unknown): string =>
@@ -72,6 +74,7 @@ export class LayersObject extends Interface {
   get Bases(): Dict[] { return this.view.Bases; }
   get CurrentLayer(): string { return this.view.CurrentLayer; }
   get DefaultLayer(): string { return this.view.DefaultLayer; }
+  get TrialLayer(): string { return this.view.TrialLayer; }
   get Pool(): Dict { return this.view.Pool; }
   get Health(): string { return this.view.Health; }
   get ActiveTransaction(): string { return this.view.ActiveTransaction; }
@@ -112,6 +115,10 @@ export class LayersObject extends Interface {
 
   AutomaticUpdateTrigger(options: unknown, msg: unknown): Promise<[boolean, string, string]> {
     return mapped(this.log, 'AutomaticUpdateTrigger', () => this.ops.trigger(callContext(msg), options));
+  }
+
+  CompleteBoot(options: unknown, msg: unknown): Promise<string> {
+    return mapped(this.log, 'CompleteBoot', () => this.ops.completeBoot(callContext(msg), options));
   }
 
   SetAutomaticUpdatePolicy(policy: string, msg: unknown): Promise<void> {

@@ -5,9 +5,10 @@
  */
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import { findEntry, getDefault, installKernel, removeEntry, setDefault, writeEntry } from '../boot/boot-entries';
+import { findEntry, getDefault, installKernel, removeEntry, writeEntry } from '../boot/boot-entries';
 import { blsOptions } from '../boot/bls';
-import { readGrubenv, updateGrubenv, withVar, SAVED_ENTRY } from '../boot/grubenv';
+import { putBootState } from '../boot/boot-state';
+import { readGrubenv, updateGrubenv, withVar, NEXT_ENTRY, SAVED_ENTRY } from '../boot/grubenv';
 import { expandGrubVars, extraArgs, splitArgs } from '../boot/kernel-args';
 import { carryForwardEtc } from '../etc/carry-forward';
 import { FailedError, ImgbasedError } from '../errors';
@@ -26,6 +27,29 @@ async function readIfExists(file: string): Promise<string> {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return '';
     throw e;
   }
+}
+
+/** The BLS id of the layer's entry (what grubenv names); NotFound without an entry. */
+async function entryIdOf(bootDir: string, layer: string): Promise<string> {
+  const e = await findEntry(bootDir, layer);
+  if (!e) throw new FailedError(`no boot entry for layer ${layer}`);
+  return e.id;
+}
+
+/** Like entryIdOf, null when the entry is gone (undo puts back what still exists). */
+async function entryIdOrNull(bootDir: string, layer: string): Promise<string | null> {
+  return (await findEntry(bootDir, layer))?.id ?? null;
+}
+
+/** Set saved_entry and/or next_entry in one durable grubenv write (undefined leaves a variable, null unsets it). */
+async function writeBootVars(grubenv: string, saved: string | null | undefined, next: string | null | undefined): Promise<void> {
+  await fs.mkdir(path.dirname(grubenv), { recursive: true });
+  await updateGrubenv(grubenv, (env) => {
+    let out = env;
+    if (saved !== undefined) out = withVar(out, SAVED_ENTRY, saved ?? undefined);
+    if (next !== undefined) out = withVar(out, NEXT_ENTRY, next ?? undefined);
+    return out;
+  });
 }
 
 /** Unmount if the volume exists and is mounted; used by undo paths. */
@@ -194,19 +218,46 @@ export function executors(): ExecutorMap<Step, Services> {
       do: async (a, ctx) => {
         const { paths } = ctx.services;
         const before = (await getDefault(paths.bootDir, { grubenvPath: paths.grubenv })) ?? null;
-        await setDefault(paths.bootDir, a.layer, { grubenvPath: paths.grubenv });
+        // One grubenv write: saved_entry and (when asked) next_entry change together or not at all.
+        const saved = await entryIdOf(paths.bootDir, a.layer);
+        const next = a.next === undefined ? undefined : a.next === null ? null : await entryIdOf(paths.bootDir, a.next);
+        await writeBootVars(paths.grubenv, saved, next);
         return { before };
       },
       undo: async (a, ctx) => {
         const { paths } = ctx.services;
-        if (a.previous) await setDefault(paths.bootDir, a.previous, { grubenvPath: paths.grubenv });
-        else await updateGrubenv(paths.grubenv, (env) => withVar(env, SAVED_ENTRY, undefined));
+        const saved = a.previous ? await entryIdOrNull(paths.bootDir, a.previous) : null;
+        const next = a.next === undefined ? undefined : a.previousNext ? await entryIdOrNull(paths.bootDir, a.previousNext) : null;
+        await writeBootVars(paths.grubenv, saved, next);
+      },
+    },
+    'start-trial': {
+      do: async (a, ctx) => {
+        const { paths } = ctx.services;
+        const id = await entryIdOf(paths.bootDir, a.layer);
+        await putBootState(paths.stateDir, a.layer, { state: 'trial', reason: a.reason, changedAt: a.at, fallback: a.fallback });
+        await writeBootVars(paths.grubenv, undefined, id);
+      },
+      undo: async (a, ctx) => {
+        const { paths } = ctx.services;
+        const next = a.previousNext ? await entryIdOrNull(paths.bootDir, a.previousNext) : null;
+        await writeBootVars(paths.grubenv, undefined, next);
+        await putBootState(paths.stateDir, a.layer, a.previousState);
+      },
+    },
+    'set-boot-state': {
+      do: async (a, ctx) => {
+        await putBootState(ctx.services.paths.stateDir, a.layer, a.value);
+      },
+      undo: async (a, ctx) => {
+        await putBootState(ctx.services.paths.stateDir, a.layer, a.previous);
       },
     },
     'remove-layer': {
       do: async (a, ctx) => {
         await removeEntry(ctx.services.paths.bootDir, a.name);
         await removeVolume(ctx, a.name);
+        await putBootState(ctx.services.paths.stateDir, a.name, null);
       },
       undo: async () => undefined,
     },

@@ -5,7 +5,9 @@
 import { InvalidArgumentError, NotFoundError } from '../errors';
 import type { BaseInfo } from '../model/layout';
 import { findBase, findLayer, previousLayer } from '../model/layout';
+import { endTrials } from './boot';
 import type { HostState } from './state';
+import { savedDefaultOf, trialLayerOf } from './state';
 import type { Step } from './steps';
 import { step } from './steps';
 
@@ -14,6 +16,8 @@ export function keepReason(state: HostState, base: BaseInfo): string | null {
   for (const l of base.layers) {
     if (l.name === state.current) return `its layer ${l.name} is the running layer`;
     if (l.name === state.defaultLayer) return `its layer ${l.name} is the boot default`;
+    if (l.name === savedDefaultOf(state)) return `its layer ${l.name} is the saved boot default (the fallback of a trial boot)`;
+    if (state.bootStates?.get(l.name)?.state === 'trial') return `its layer ${l.name} is on trial`;
     if (state.pinned.has(l.name)) return `its layer ${l.name} is pinned`;
   }
   if (state.pinned.has(base.name)) return 'it is pinned';
@@ -52,20 +56,29 @@ export function planRemoveBase(state: HostState, name: string): Step[] {
 
 /**
  * Rollback: make an older layer the boot default. Without a target: the layer before the boot default (so a staged
- * upgrade is undone first). From the oldest layer it is an error, never a wrap-around.
+ * upgrade is undone first); while a layer is on trial, its fallback (the trial is withdrawn, or marked bad when it
+ * is the running layer). From the oldest layer it is an error, never a wrap-around.
  */
-export function planRollback(state: HostState, target: string | null): Step[] {
-  const from = state.defaultLayer ?? state.current;
+export function planRollback(state: HostState, target: string | null, at = new Date(0).toISOString()): Step[] {
+  const trial = trialLayerOf(state);
+  const saved = savedDefaultOf(state);
   let to: string;
   if (target !== null) {
     if (!findLayer(state.layout, target)) throw new NotFoundError(`no layer named ${target}`);
     to = target;
+  } else if (trial !== null && (state.bootStates?.get(trial)?.fallback ?? saved) !== null) {
+    to = state.bootStates?.get(trial)?.fallback ?? saved ?? trial;
   } else {
+    const from = state.defaultLayer ?? state.current;
     if (!from) throw new InvalidArgumentError('no boot default and no running layer: nothing to roll back from');
     const prev = previousLayer(state.layout, from);
     if (!prev) throw new InvalidArgumentError(`${from} is the oldest layer: there is nothing to roll back to`);
     to = prev.name;
   }
-  if (to === state.defaultLayer) throw new InvalidArgumentError(`${to} is already the boot default`);
-  return [step('set-default', { layer: to, previous: state.defaultLayer }, `Boot ${to} by default`)];
+  const ending = endTrials(state, `rolled back to ${to} before its boot was confirmed`, at, 'bad', to);
+  if (to === state.defaultLayer && ending.length === 0) throw new InvalidArgumentError(`${to} is already the boot default`);
+  return [
+    ...ending,
+    step('set-default', { layer: to, previous: saved, next: null, previousNext: state.nextBoot ?? null }, `Boot ${to} by default`),
+  ];
 }

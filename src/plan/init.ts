@@ -9,7 +9,7 @@ import type { HostState } from './state';
 import type { Step } from './steps';
 import { step } from './steps';
 
-export function planInit(state: HostState, initLv: string, nvr: Nvr): Step[] {
+export function planInit(state: HostState, initLv: string, nvr: Nvr, at = new Date(0).toISOString()): Step[] {
   if (state.layout.bases.length > 0) {
     throw new InvalidArgumentError(`the layout is already initialised (bases: ${state.layout.bases.map((b) => b.name).join(', ')})`);
   }
@@ -22,6 +22,9 @@ export function planInit(state: HostState, initLv: string, nvr: Nvr): Step[] {
     step('protect-base', { name: base }, `Protect base ${base}`),
     step('create-layer', { base, name: layer }, `Create layer ${layer}`),
     step('install-boot', { layer, base, extraArgsFrom: initLv }, `Boot entry for ${layer}`),
-    step('set-default', { layer, previous: state.defaultLayer }, `Boot ${layer} by default`),
+    step('set-default', { layer, previous: state.defaultLayer, next: null, previousNext: state.nextBoot ?? null }, `Boot ${layer} by default`),
+    step('set-boot-state', {
+      layer, value: { state: 'good', reason: 'installed', changedAt: at }, previous: state.bootStates?.get(layer) ?? null,
+    }, `Mark ${layer} good (installed)`),
   ];
 }

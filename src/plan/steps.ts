@@ -2,6 +2,7 @@
  * Every step action and its (JSON) arguments. Plans are lists of these; src/exec/ has one executor per action
  * (ExecutorMap makes a missing executor a compile error).
  */
+import type { BootState } from '../boot/boot-state';
 import type { FsType } from '../storage/backend';
 import type { PlannedStep, StepPhase } from '../transaction/types';
 
@@ -20,7 +21,18 @@ export interface StepArgs {
   'carry-etc': { from: string; to: string };
   'migrate-var': { layer: string };
   'install-boot': { layer: string; base: string; extraArgsFrom: string | null };
-  'set-default': { layer: string; previous: string | null };
+  /**
+   * saved_entry = the layer. `next`: also set next_entry (null clears it; absent leaves it). Undo puts back
+   * `previous` and, when `next` was given, `previousNext`.
+   */
+  'set-default': { layer: string; previous: string | null; next?: string | null; previousNext?: string | null };
+  /**
+   * Put a new layer on trial: its boot state becomes trial (with the fallback layer) and next_entry names it, so it
+   * boots once while saved_entry keeps the last good layer. Undo: the previous next_entry and state.
+   */
+  'start-trial': { layer: string; fallback: string; reason: string; at: string; previousNext: string | null; previousState: BootState | null };
+  /** Record a layer's boot state (null forgets it). Undo: `previous`. */
+  'set-boot-state': { layer: string; value: BootState | null; previous: BootState | null };
   /** Finalize: boot entry, /boot/<layer>/ and the layer LV. */
   'remove-layer': { name: string };
   /** Finalize: the base LV (after its layers). */

@@ -1,15 +1,18 @@
 /**
  * Upgrade planner: (host state, verified image facts, config) → steps. Pure.
- * create-base → write-base → protect-base → create-layer → carry-etc → migrate-var → install-boot → set-default
- * (point of no return) → collect garbage (finalize: remove the oldest bases beyond the keep count).
+ * create-base → write-base → protect-base → create-layer → carry-etc → migrate-var → install-boot → start-trial
+ * (boot assessment: the layer boots once through next_entry) or set-default → collect garbage (finalize: remove the
+ * oldest bases beyond the keep count; never the trial layer nor the layer a reset falls back to).
  */
 import { NotNewerError, InvalidArgumentError } from '../errors';
 import { findBase, newestLayer } from '../model/layout';
 import type { Nvr } from '../model/names';
 import { compareNvr, formatLayerName, formatNvr } from '../model/names';
 import type { FsType } from '../storage/backend';
+import { endTrials, startTrial } from './boot';
 import { planCollect } from './cleanup';
 import type { HostState } from './state';
+import { savedDefaultOf } from './state';
 import type { Step } from './steps';
 import { step } from './steps';
 
@@ -29,6 +32,10 @@ export interface UpgradeRequest {
   readonly sizeBytes: number;
   /** Filesystem of the new base: the running layer's (tree writes) or the image's own (block writes). */
   readonly fsType: FsType;
+  /** Boot assessment ([Boot] Assessment=): put the new layer on trial when there is a saved default to fall back to. */
+  readonly assessment?: boolean;
+  /** ISO time recorded in boot states. */
+  readonly at?: string;
 }
 
 export function planUpgrade(state: HostState, image: ImageFacts, req: UpgradeRequest): Step[] {
@@ -59,11 +66,21 @@ export function planUpgrade(state: HostState, image: ImageFacts, req: UpgradeReq
     step('carry-etc', { from, to: layerName }, `Carry /etc from ${from}`, { weight: 3 }),
     step('migrate-var', { layer: layerName }, 'Move /var forward', { weight: 2 }),
     step('install-boot', { layer: layerName, base: baseName, extraArgsFrom: from }, `Boot entry for ${layerName}`),
-    step('set-default', { layer: layerName, previous: state.defaultLayer }, `Boot ${layerName} by default`),
   ];
+  const at = req.at ?? new Date(0).toISOString();
+  const saved = savedDefaultOf(state);
+  steps.push(...endTrials(state, `superseded by ${layerName}`, at, 'forget'));
+  if (req.assessment && saved) {
+    steps.push(startTrial(state, layerName, saved, at));
+  } else {
+    steps.push(step('set-default', {
+      layer: layerName, previous: saved, next: null, previousNext: state.nextBoot ?? null,
+    }, `Boot ${layerName} by default`));
+  }
   const after: HostState = {
     ...state,
     defaultLayer: layerName,
+    savedDefault: req.assessment && saved ? saved : layerName,
     layout: {
       ...state.layout,
       bases: [...state.layout.bases, { name: baseName, nvr: image.nvr, volume: null, layers: [] }],

@@ -207,26 +207,39 @@ async function main(): Promise<number> {
     const txPath: unknown = await life.step(method(layers, 'Upgrade')(update.imagePath, {}));
     if (typeof txPath !== 'string') throw new Error('Upgrade returned no transaction path');
     const tx = (await life.step(c.getProxyObject(BUS_NAME, txPath))).getInterface(TRANSACTION_IFACE);
-    const bar = new SingleBar({
-      format: ' {bar} {percentage}% | {step} | {message}',
-      hideCursor: true,
-      noTTYOutput: true,
-      notTTYSchedule: 1000,
-    });
-    bar.start(100, 0, { step: 'queued', message: '' });
-    const result = await life.step(Promise.race([daemonExit, new Promise<[boolean, string, string]>((resolve) => {
-      tx.on('Progress', (percent: number, step: string, message: string) => bar.update(percent, { step, message }));
-      tx.on('Finished', (ok: boolean, name: string, message: string) => resolve([ok, name, message]));
-    })])).finally(() => bar.stop());
+    /** Show a transaction's progress as a bar until it finishes: [ok, error name, error message]. */
+    const followBar = async (t: typeof tx): Promise<[boolean, string, string]> => {
+      const bar = new SingleBar({
+        format: ' {bar} {percentage}% | {step} | {message}',
+        hideCursor: true,
+        noTTYOutput: true,
+        notTTYSchedule: 1000,
+      });
+      bar.start(100, 0, { step: 'queued', message: '' });
+      return life.step(Promise.race([daemonExit, new Promise<[boolean, string, string]>((resolve) => {
+        t.on('Progress', (percent: number, step: string, message: string) => bar.update(percent, { step, message }));
+        t.on('Finished', (ok: boolean, name: string, message: string) => resolve([ok, name, message]));
+      })])).finally(() => bar.stop());
+    };
+    const result = await followBar(tx);
     if (!result[0]) {
       say(`!! upgrade failed: ${result[1]}: ${result[2]}`);
     } else {
-      say(`-- upgrade done: default layer is now ${String(await get('DefaultLayer'))}`);
+      say(`-- upgrade done: ${String(await get('TrialLayer'))} boots next on trial; the last good layer stays the saved default`);
       say(`-- sandbox Reboot(): booted ${String(await life.step(method(obj.getInterface('org.ovirt.Node.Sandbox'), 'Reboot')()))}`);
+      say('-- CompleteBoot() — what imgbased-boot-complete.service runs on that boot: the health gates');
+      const bootTx: unknown = await life.step(method(layers, 'CompleteBoot')({}));
+      if (typeof bootTx !== 'string') throw new Error('CompleteBoot returned no transaction path');
+      const bt = (await life.step(c.getProxyObject(BUS_NAME, bootTx))).getInterface(TRANSACTION_IFACE);
+      const judged = await followBar(bt);
+      const cur = ((await get('Layers')) as Array<Record<string, unknown>>).find((l) => l['current']);
+      say(judged[0]
+        ? `-- boot of ${String(cur?.['name'])}: ${String(cur?.['boot-state'])} (${String(cur?.['boot-state-reason'])}); default layer is now ${String(await get('DefaultLayer'))}`
+        : `!! boot assessment failed: ${judged[1]}: ${judged[2]}`);
     }
     const current = String(await get('CurrentLayer'));
     for (const l of (await get('Layers')) as Array<Record<string, unknown>>) {
-      say(`   layer ${String(l['name'])}${l['current'] ? ' (current)' : ''}${l['default'] ? ' (default)' : ''}`);
+      say(`   layer ${String(l['name'])}${l['current'] ? ' (current)' : ''}${l['default'] ? ' (default)' : ''}${l['boot-state'] ? ` [${String(l['boot-state'])}]` : ''}`);
     }
 
     // SNMP: snmpd as AgentX master (UDP on 127.0.0.1, AgentX on a unix socket in the work dir) and the subagent.

@@ -7,6 +7,7 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { findEntry, getDefault, getNextBoot, setNextBoot } from '../boot/boot-entries';
 import { blsGet } from '../boot/bls';
+import type { UnitStates } from '../boot/gates';
 import type { Config } from '../config/config';
 import { DEFAULT_CONFIG } from '../config/config';
 import { resolvePaths } from '../config/paths';
@@ -59,6 +60,34 @@ ${dom}</node>
 }
 
 /** Simulated reboot for the daemon in sandbox mode (what logind does on a host). */
+/**
+ * Unit states in sandbox mode (no systemd on the private bus): `<sysroot>/run/imgbased-sandbox/units/<unit>` holds
+ * the unit's ActiveState ("active", "failed", …); no file = "inactive". Tests and the demo write these files.
+ */
+export const SANDBOX_UNITS_DIR = 'run/imgbased-sandbox/units';
+
+export function sandboxUnits(sysroot: string): UnitStates {
+  return {
+    async activeState(unit: string): Promise<string> {
+      if (unit.includes('/')) return 'inactive';
+      try {
+        return (await fs.readFile(path.join(sysroot, SANDBOX_UNITS_DIR, unit), 'utf8')).trim() || 'inactive';
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'ENOENT') return 'inactive';
+        throw e;
+      }
+    },
+  };
+}
+
+/** Set a sandbox unit's state (null removes it: "inactive"). */
+export async function setSandboxUnit(sysroot: string, unit: string, state: string | null): Promise<void> {
+  const dir = path.join(sysroot, SANDBOX_UNITS_DIR);
+  await fs.mkdir(dir, { recursive: true });
+  if (state === null) await fs.rm(path.join(dir, unit), { force: true });
+  else await fs.writeFile(path.join(dir, unit), `${state}\n`);
+}
+
 export function sandboxRebooter(engine: Engine): { blockingInhibitors(): Promise<string[]>; reboot(): Promise<void> } {
   return {
     blockingInhibitors: () => Promise.resolve([]),

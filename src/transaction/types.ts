@@ -1,5 +1,5 @@
 /** Transactions: plans (lists of steps) executed with a journal. */
-export type TransactionKind = 'init' | 'upgrade' | 'rollback' | 'cleanup' | 'remove-base';
+export type TransactionKind = 'init' | 'upgrade' | 'rollback' | 'cleanup' | 'remove-base' | 'boot-complete';
 
 export type TransactionState = 'running' | 'undoing' | 'succeeded' | 'failed' | 'cancelled';
 

@@ -153,7 +153,9 @@ describe('automatic update policy × running VMs × maintenance window', () => {
     expect(last?.kind).toBe('upgrade');
     expect(last?.initiator).toMatch(new RegExp(`^automatic update \\(${policy}\\): uid 0 \\(:`));
     expect(String(await prop('Initiator', TX_IFACE, String(tx)))).toMatch(new RegExp(`^automatic update \\(${policy}\\): uid 0`));
-    expect(await prop('DefaultLayer')).toBe(NEW);
+    // The new layer is on trial: it boots next (DefaultLayer); once booted, a reset would fall back to OLD.
+    expect(await prop('TrialLayer')).toBe(NEW);
+    expect(await prop('DefaultLayer')).toBe(expected === 'rebooted' ? OLD : NEW);
     expect([await prop('UpdateAvailable'), await prop('AvailableVersion')]).toEqual([false, '']);
     if (expected === 'rebooted') {
       expect(await prop('CurrentLayer')).toBe(NEW);

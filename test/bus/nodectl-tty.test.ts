@@ -128,10 +128,10 @@ describe('nodectl on a terminal', () => {
     expect(await tmux.exitCode('up2')).toBe(0);
     expect(await tmux.exitCode('watch2')).toBe(0);
     const up = await tmux.capture('up2');
-    expect(up).toMatch(/100% \| set-default \| done/);
+    expect(up).toMatch(/100% \| start-trial \| done/);
     expect(up).toContain(`Default layer (boots next time): ${NVR.v2}+1`);
     expect(up).not.toMatch(/^\d{4}-\d\d-\d\dT/m); // no timestamped lines on a terminal
-    expect(await tmux.capture('watch2')).toMatch(/100% \| set-default \| done/);
+    expect(await tmux.capture('watch2')).toMatch(/100% \| start-trial \| done/);
   }, 120_000);
 
   it('Ctrl-C asks; c cancels the transaction and exits 130 once it is cancelled', async () => {

@@ -60,7 +60,7 @@ describe('nodectl', () => {
     ].join('\n'));
     const json = await nodectl('nobody', ['--machine-readable', 'info']);
     const d = JSON.parse(json.stdout) as Record<string, unknown>;
-    expect(Object.keys(d)).toEqual(['bootloader', 'layers', 'current_layer', 'vms']);
+    expect(Object.keys(d)).toEqual(['bootloader', 'layers', 'current_layer', 'vms', 'trial_layer', 'boot_states']);
     expect(d).toMatchObject({
       bootloader: { default: `${NVR.v1}+1`, entries: [`${NVR.v1}+1`] }, layers: { [NVR.v1]: [`${NVR.v1}+1`] }, current_layer: `${NVR.v1}+1`,
     });
@@ -102,7 +102,7 @@ describe('nodectl', () => {
     const r = await upgrading;
     expect(r.code).toBe(0);
     expect(r.stderr).toMatch(/^\d{4}-\d\d-\d\dT[\d:.]+Z \[\s*\d+%\] \S+: /m);
-    expect(r.stderr).toMatch(/\[100%\] set-default: done/);
+    expect(r.stderr).toMatch(/\[100%\] start-trial: done/);
     expect((await watched).code).toBe(0);
     expect((await nodectl('nobody', ['layers'])).stdout).toContain(`${NVR.v2}+1 [default]`);
     const hist = await nodectl('nobody', ['history', '--limit', '2']);
@@ -218,7 +218,7 @@ t nodectl upgrade ${dir}/imgs/; t nodectl policy s; t nodectl rollback x ''`;
     const bases = [...new Set(layers.map((l) => l.base))].join(' ');
     expect(r.stdout.split('\n')).toEqual([
       'complete -F _nodectl nodectl',
-      'info check layers upgrade rollback cleanup remove-base pin unpin history watch cancel motd policy help',
+      'info check layers upgrade rollback cleanup remove-base pin unpin history watch cancel motd policy boot-complete help',
       'remove-base', 'rollback', '--keep --wait --json --machine-readable --help', names, bases, names,
       `${dir}/imgs/a.squashfs.img`, 'stage', '', '',
     ]);

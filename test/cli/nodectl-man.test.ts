@@ -93,9 +93,9 @@ describe('nodectl renderers', () => {
     VirtualMachines: { available: true, running: ['vm1', 'vm2'], message: '' },
   };
 
-  it('info appends "vms" after oVirt\'s keys', () => {
+  it('info appends "vms", "trial_layer" and "boot_states" after oVirt\'s keys', () => {
     const d = infoData(props);
-    expect(Object.keys(d)).toEqual(['bootloader', 'layers', 'current_layer', 'vms']);
+    expect(Object.keys(d)).toEqual(['bootloader', 'layers', 'current_layer', 'vms', 'trial_layer', 'boot_states']);
     expect(renderInfo(d)).toMatch(/\ncurrent_layer: b-1\+1\nvms: 2 running\n$/);
     expect(renderVms({ available: false, running: [], message: 'connection refused' })).toBe('unknown (libvirt: connection refused)');
     expect(infoData({ ...props, VirtualMachines: undefined }).vms.available).toBe(false);

@@ -22,12 +22,21 @@ MetadataMarginMiB=16
 AutomaticUpdatePolicy=stage
 MaintenanceWindow=Sat,Sun  02:00-05:00
 LibvirtURI=qemu+unix:///system?socket=/run/libvirt/libvirt-sock
+
+[Boot]
+Assessment=no
+RequiredUnits=vdsmd.service  libvirtd.service
+RequireHealthy=false
+GateTimeoutSec=60
+RebootOnFailure=yes
 `);
     expect(c).toEqual({
       backend: 'dir', dirPool: '/srv/pool', volumeGroup: 'onn', thinPool: 'pool00', imageDir: '/srv/images', requireSignature: false,
       keepBases: 3, writeMethod: 'blocks', metadataMarginBytes: 16 * 1024 * 1024, automaticUpdatePolicy: 'stage',
       maintenanceWindow: { text: 'Sat,Sun 02:00-05:00', spans: [expect.objectContaining({ start: 120, end: 300 })] },
       libvirtUri: 'qemu+unix:///system?socket=/run/libvirt/libvirt-sock',
+      bootAssessment: false, requiredUnits: ['vdsmd.service', 'libvirtd.service'], requireHealthy: false, gateTimeoutSec: 60,
+      rebootOnFailure: true,
     });
   });
 
@@ -43,6 +52,8 @@ LibvirtURI=qemu+unix:///system?socket=/run/libvirt/libvirt-sock
     ['[Upgrade]\nAutomaticUpdatePolicy=always\n', /imgbased.conf:2: AutomaticUpdatePolicy must be one of none, check, stage, apply/],
     ['[Upgrade]\nMaintenanceWindow=tonight\n', /imgbased.conf:2: MaintenanceWindow "tonight"/],
     ['[Upgrade]\nLibvirtURI=/var/run/libvirt\n', /LibvirtURI must be a libvirt URI/],
+    ['[Boot]\nRequiredUnits=vdsmd.service ../etc/passwd\n', /imgbased.conf:2: "..\/etc\/passwd" is not a unit name/],
+    ['[Boot]\nGateTimeoutSec=-1\n', /from 0 to 86400/],
   ])('rejects %p with a named error and the line', (text, msg) => {
     expect(() => parseConfig(text)).toThrow(InvalidArgumentError);
     expect(() => parseConfig(text)).toThrow(msg);

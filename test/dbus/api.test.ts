@@ -256,5 +256,7 @@ it('mutating methods are exactly those with a polkit action', () => {
   const mutating = Object.entries(INTERFACES[LAYERS_IFACE].methods as Readonly<Record<string, MethodSpec>>)
     .filter(([, m]) => m.polkit !== null)
     .map(([name]) => name);
-  expect(sorted(mutating)).toEqual(sorted(['Upgrade', 'Rollback', 'Cleanup', 'RemoveBase', 'Pin', 'AutomaticUpdateTrigger', 'SetAutomaticUpdatePolicy']));
+  expect(sorted(mutating)).toEqual(sorted([
+    'Upgrade', 'Rollback', 'Cleanup', 'RemoveBase', 'Pin', 'AutomaticUpdateTrigger', 'SetAutomaticUpdatePolicy', 'CompleteBoot',
+  ]));
 });

@@ -48,6 +48,8 @@ describe('crash matrix (SIGKILL at every step boundary, then recovery)', () => {
     const v2 = await images.image(NVR.v2, V2_CHANGES);
     expect((await sb.engine.upgrade(v2.imagePath)).error).toBeNull();
     await bootSandbox(sb.engine);
+    // v2's trial boot is confirmed, so v1 is no longer the fallback and may be collected.
+    expect((await sb.engine.completeBoot({ verdict: 'good', reason: 'test' })).outcome.error).toBeNull();
     image = (await images.image(NVR.v3)).imagePath;
     oldState = await snapshotHost(pristine);
 
@@ -59,7 +61,7 @@ describe('crash matrix (SIGKILL at every step boundary, then recovery)', () => {
     steps = await upgradeStepIds(await Engine.open({ sysroot: reference }));
     expect(steps.map((s) => s.id)).toEqual([
       'create-base', 'write-base', 'protect-base', 'create-layer', 'carry-etc', 'migrate-var', 'install-boot',
-      'set-default', `remove-layer:${NVR.v1}+1`, `remove-base:${NVR.v1}`,
+      'start-trial', `remove-layer:${NVR.v1}+1`, `remove-base:${NVR.v1}`,
     ]);
   });
   afterAll(() => fs.rm(dir, { recursive: true, force: true }));

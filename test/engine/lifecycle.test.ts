@@ -94,9 +94,10 @@ describe('engine lifecycle on the dir backend', () => {
     expect(await read(path.join(sysroot, 'var/lib/example/config.imgnew'))).toBe('state = v2 default\n');
 
     expect(await read(path.join(sysroot, `boot/loader/entries/${NVR.v2}+1.conf`))).toBe(entryText(NVR.v2));
-    expect(await fs.readFile(path.join(sysroot, 'boot/grub2/grubenv'), 'latin1')).toBe(grubenvBlock(`${NVR.v2}+1`));
+    // Boot assessment: v2 boots once on trial (next_entry); saved_entry keeps v1 until v2's boot is confirmed.
+    expect(await fs.readFile(path.join(sysroot, 'boot/grub2/grubenv'), 'latin1')).toBe(grubenvBlock(`${NVR.v1}+1`, `${NVR.v2}+1`));
     const { stdout } = await run(['grub-editenv', path.join(sysroot, 'boot/grub2/grubenv'), 'list']);
-    expect(stdout).toBe(`saved_entry=${NVR.v2}+1\n`);
+    expect(stdout).toBe(`saved_entry=${NVR.v1}+1\nnext_entry=${NVR.v2}+1\n`);
 
     const [last] = await engine.history(1);
     expect(last).toMatchObject({ id: out.record.id, kind: 'upgrade', state: 'succeeded' });
@@ -104,6 +105,9 @@ describe('engine lifecycle on the dir backend', () => {
 
   it('a second upgrade after booting the new layer collects the oldest base (keep 2)', async () => {
     expect(await bootSandbox(engine)).toBe(`${NVR.v2}+1`);
+    // v1 is the fallback of v2's trial until the boot is confirmed; then it may be collected.
+    const judged = await engine.completeBoot({ verdict: 'good', reason: 'gates passed' });
+    expect(judged.plan).toMatchObject({ layer: `${NVR.v2}+1`, verdict: 'good' });
     const v3 = await images.image(NVR.v3);
     const out = await engine.upgrade(v3.imagePath);
     expect(out.error).toBeNull();
@@ -144,7 +148,7 @@ describe('engine lifecycle on the dir backend', () => {
     expect((await engine.state()).layout.bases.map((b) => b.name)).toEqual([NVR.v3]);
     expect((await engine.history(0)).map((r) => `${r.kind}:${r.state}`)).toEqual([
       'cleanup:succeeded', 'cleanup:succeeded', 'rollback:succeeded', 'cleanup:succeeded', 'rollback:failed',
-      'rollback:succeeded', 'upgrade:succeeded', 'upgrade:succeeded', 'init:succeeded',
+      'rollback:succeeded', 'upgrade:succeeded', 'boot-complete:succeeded', 'upgrade:succeeded', 'init:succeeded',
     ]);
   });
 });
@@ -193,7 +197,7 @@ describe('progress', () => {
       const percents = seen.map(([p]) => p);
       expect(percents).toEqual([...percents].sort((a, b) => a - b));
       expect(percents[percents.length - 1]).toBe(100);
-      expect(seen.map(([, s]) => s)).toEqual(expect.arrayContaining(['verify-image', 'check-space', 'write-base', 'set-default']));
+      expect(seen.map(([, s]) => s)).toEqual(expect.arrayContaining(['verify-image', 'check-space', 'write-base', 'start-trial']));
     } finally {
       await fs.rm(dir, { recursive: true, force: true });
     }

@@ -3,8 +3,9 @@ import { GRUBENV_SIZE } from '../../src/boot/grubenv';
 
 export const KVER = '5.14.0-503.el9.x86_64';
 
-export function grubenvBlock(saved: string): string {
-  const head = `# GRUB Environment Block\nsaved_entry=${saved}\n`;
+/** The 1024-byte grubenv with saved_entry (and, for a pending trial boot, next_entry). */
+export function grubenvBlock(saved: string, next?: string): string {
+  const head = `# GRUB Environment Block\nsaved_entry=${saved}\n${next === undefined ? '' : `next_entry=${next}\n`}`;
   return head + '#'.repeat(GRUBENV_SIZE - head.length);
 }
 

@@ -1,6 +1,6 @@
 /**
  * Test fixtures for engine tests: signed images, a sandbox sysroot, and a comparable snapshot of everything a
- * transaction may change (volumes with their flags, boot entries, /boot dirs, grubenv, journal).
+ * transaction may change (volumes with their flags, boot entries, /boot dirs, grubenv, boot states, journal).
  */
 import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
@@ -105,6 +105,14 @@ export async function snapshotHost(sysroot: string): Promise<Record<string, unkn
     grubenv = '(none)';
   }
   const volumeDirs = (await fs.readdir(path.join(sysroot, 'var/lib/imgbased/pool/volumes'))).sort();
+  let bootStates: unknown = '(none)';
+  try {
+    // changedAt is the time of the transaction: compare what the states are, not when they were set
+    const raw = JSON.parse(await fs.readFile(path.join(sysroot, 'var/lib/imgbased/boot-states.json'), 'utf8')) as Record<string, Record<string, unknown>>;
+    bootStates = Object.fromEntries(Object.entries(raw).map(([l, { changedAt: _t, ...rest }]) => [l, rest]));
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+  }
   return {
     tags: { vg: pool.vgTags, pool: pool.poolTags },
     volumes,
@@ -112,6 +120,7 @@ export async function snapshotHost(sysroot: string): Promise<Record<string, unkn
     entries,
     bootTree: await walk(boot),
     grubenv,
+    bootStates,
     journal: await walk(path.join(sysroot, 'var/lib/imgbased/journal')),
   };
 }

@@ -228,6 +228,7 @@ describe('make install DESTDIR=… PREFIX=/usr', () => {
       for (const f of await treeFiles('polkit', /\.policy$/)) out.push([`polkit/${f}`, `/usr/share/polkit-1/actions/${f}`]);
       for (const f of await treeFiles('polkit', /\.rules$/)) out.push([`polkit/${f}`, `/usr/share/polkit-1/rules.d/${f}`]);
       for (const f of await treeFiles('systemd', /\.(service|timer|socket|path)$/)) out.push([`systemd/${f}`, `/usr/lib/systemd/system/${f}`]);
+      for (const f of await treeFiles('systemd', /\.preset$/)) out.push([`systemd/${f}`, `/usr/lib/systemd/system-preset/${f}`]);
       if (await exists(path.join(REPO, 'completion/nodectl'))) out.push(['completion/nodectl', '/usr/share/bash-completion/completions/nodectl']);
       for (const f of await treeFiles('man', /\.[1-8]$/)) out.push([`man/${f}`, `/usr/share/man/man${f.slice(-1)}/${f}`]);
       for (const f of await treeFiles('mibs', /\.txt$/)) out.push([`mibs/${f}`, `/usr/share/snmp/mibs/${f}`]);

@@ -51,7 +51,7 @@ describe('planUpgrade', () => {
     ]);
     expect(steps.filter((s) => s.phase === 'finalize')).toHaveLength(4);
     expect(steps.find((s) => s.action === 'set-default')?.args).toEqual({
-      layer: 'ovirt-node-ng-4.5.11-0.1+1', previous: 'ovirt-node-ng-4.5.10-0.1+1',
+      layer: 'ovirt-node-ng-4.5.11-0.1+1', previous: 'ovirt-node-ng-4.5.10-0.1+1', next: null, previousNext: null,
     });
   });
 
@@ -70,7 +70,9 @@ describe('planUpgrade', () => {
 
 describe('planRollback', () => {
   it('goes to the layer before the default, and refuses to wrap from the oldest', () => {
-    expect(planRollback(host(), null)[0]?.args).toEqual({ layer: 'ovirt-node-ng-4.5.5-0.1+1', previous: 'ovirt-node-ng-4.5.10-0.1+1' });
+    expect(planRollback(host(), null)[0]?.args).toEqual({
+      layer: 'ovirt-node-ng-4.5.5-0.1+1', previous: 'ovirt-node-ng-4.5.10-0.1+1', next: null, previousNext: null,
+    });
     const oldest = host({ defaultLayer: 'ovirt-node-ng-4.5.4-0.1+1', current: 'ovirt-node-ng-4.5.4-0.1+1' });
     expect(() => planRollback(oldest, null)).toThrow(/oldest layer/);
     expect(() => planRollback(host(), 'nope-1-1+1')).toThrow(NotFoundError);
@@ -102,7 +104,7 @@ describe('planInit', () => {
   it('plans init on an empty layout and refuses a second init', () => {
     const empty: HostState = { layout: discoverLayout([vol('root', [])]), current: null, defaultLayer: null, pinned: new Set() };
     expect(planInit(empty, 'root', parseNvr('ovirt-node-ng-4.5.4-0.1')).map((s) => s.action)).toEqual([
-      'mark-layout', 'tag-init', 'snapshot-base', 'protect-base', 'create-layer', 'install-boot', 'set-default',
+      'mark-layout', 'tag-init', 'snapshot-base', 'protect-base', 'create-layer', 'install-boot', 'set-default', 'set-boot-state',
     ]);
     expect(() => planInit(host(), 'root', parseNvr('ovirt-node-ng-4.5.4-0.1'))).toThrow(/already initialised/);
   });

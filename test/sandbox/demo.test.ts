@@ -175,9 +175,10 @@ it('runs the sandbox demo: upgrade with progress, serves its clients, Ctrl-C sto
     const t0 = Date.now();
     const out = await demo.waitFor('Press Ctrl-C', 170_000);
     process.stdout.write(`demo serving after ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
-    expect(out).toContain('-- upgrade done: default layer is now ovirt-node-ng-4.5.6-0.20250601.0+1');
-    expect(out).toMatch(/100% \| set-default/);
-    expect(out).toContain('layer ovirt-node-ng-4.5.6-0.20250601.0+1 (current) (default)');
+    expect(out).toContain('-- upgrade done: ovirt-node-ng-4.5.6-0.20250601.0+1 boots next on trial');
+    expect(out).toMatch(/100% \| start-trial/);
+    expect(out).toMatch(/-- boot of ovirt-node-ng-4.5.6-0.20250601.0\+1: good \(gates passed: health (ok|warn)\); default layer is now ovirt-node-ng-4.5.6-0.20250601.0\+1/);
+    expect(out).toContain('layer ovirt-node-ng-4.5.6-0.20250601.0+1 (current) (default) [good]');
     expect(out).toContain('Press Ctrl-C');
     const socket = /unix:path=(\S+)/.exec(out)?.[1] ?? '';
     await fs.access(socket);

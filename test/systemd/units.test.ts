@@ -150,3 +150,29 @@ describe('systemd/imgbased-automatic.{service,timer}', () => {
     expect(lines).toEqual(expect.arrayContaining(['OnBootSec=1h', 'OnCalendar=daily', 'Persistent=true', 'RandomizedDelaySec=1h', 'WantedBy=timers.target']));
   });
 });
+
+describe('systemd/imgbased-boot-complete.service and the preset', () => {
+  const UNIT_NAME = 'imgbased-boot-complete.service';
+  const read = (name: string): Promise<string> => fs.readFile(path.join(REPO, 'systemd', name), 'utf8');
+
+  it('passes verify, runs `nodectl boot-complete --wait` once per boot, before boot-complete.target, tightly confined', async () => {
+    const unit = await read(UNIT_NAME);
+    expect(await analyze(UNIT_NAME, unit, ['verify', '--man=no'])).toEqual({ code: 0, stdout: '', stderr: '' });
+    const keys = serviceKeys(unit);
+    expect(keys.get('Type')).toEqual(['oneshot']);
+    expect(keys.get('RemainAfterExit')).toEqual(['yes']);
+    expect(keys.get('ExecStart')).toEqual(['/usr/bin/nodectl boot-complete --wait']);
+    const lines = unit.split('\n').filter((l) => l && !l.startsWith('#'));
+    expect(lines).toEqual(expect.arrayContaining([
+      'Before=boot-complete.target', 'After=multi-user.target', 'RequiredBy=boot-complete.target', 'WantedBy=multi-user.target',
+    ]));
+    const sec = await analyze(UNIT_NAME, unit, ['security', '--offline=true', '--threshold=20', '--no-pager']);
+    expect(sec.code).toBe(0);
+    expect(sec.stdout).toMatch(/Overall exposure level for imgbased-boot-complete\.service: [01]\.\d|: 2\.0/);
+  });
+
+  it('the preset enables it (a trial nobody confirms would fall back on the next reboot)', async () => {
+    const preset = (await read('80-imgbased.preset')).split('\n').filter((l) => l && !l.startsWith('#'));
+    expect(preset).toEqual([`enable ${UNIT_NAME}`]);
+  });
+});

@@ -3,7 +3,8 @@
  * dm-thin (issue 4): `make install DESTDIR=/ PREFIX=/usr` from the shared tree, D-Bus activation through systemd
  * (SystemdService=imgbased.service), Type=notify (active only after READY=1, STATUS= shown), the watchdog (a stopped
  * daemon is killed and restarted), an upgrade by root over the bus with the shipped polkit actions, a non-root caller
- * refused with NotAuthorized, journald priorities from the `<N>` prefixes, and the automatic-update timer's service.
+ * refused with NotAuthorized, journald priorities from the `<N>` prefixes, the automatic-update timer's service, and
+ * imgbased-boot-complete.service judging trial boots with gates on real units (pass → default moves, fail → unit fails).
  *
  * The guest itself is the host: an oVirt-like install on the blank disk (VG onn, thin pool00, root LV), `imgbased
  * init` by the installed offline tool, /etc/imgbased/imgbased.conf pointing at it. The guest is a throw-away overlay;
@@ -194,6 +195,27 @@ async function bootEntries(): Promise<string[]> {
   return (await fs.readdir('/boot/loader/entries').catch(() => [] as string[])).filter((f) => f.startsWith('ovirt-node-ng-')).sort();
 }
 
+const BOOT_COMPLETE = 'imgbased-boot-complete.service';
+const FAKE_CMDLINE = '/run/imgbased-vm-test-cmdline';
+
+/** The guest's grubenv as the real grub-editenv lists it. */
+async function grubenvList(): Promise<Record<string, string>> {
+  expect((await fs.stat('/boot/grub2/grubenv')).size).toBe(1024);
+  const out = await must('grub-editenv', '/boot/grub2/grubenv', 'list');
+  return Object.fromEntries(out.split('\n').filter(Boolean).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
+}
+
+/**
+ * What grub does on a trial boot, without rebooting the guest: next_entry is used up (grub.cfg unsets it) and the
+ * kernel command line carries the layer's img.bootid (a file bind-mounted over /proc/cmdline; undone in afterAll).
+ */
+async function trialBoot(layer: string): Promise<void> {
+  await must('grub-editenv', '/boot/grub2/grubenv', 'unset', 'next_entry');
+  await cmd(['umount', '/proc/cmdline']);
+  await fs.writeFile(FAKE_CMDLINE, `BOOT_IMAGE=/${layer}/vmlinuz root=/dev/onn/${layer} ro img.bootid=${layer}\n`);
+  await must('mount', '--bind', FAKE_CMDLINE, '/proc/cmdline');
+}
+
 async function nodeVersion(): Promise<string> {
   const pkg = JSON.parse(await fs.readFile(path.join(REPO, 'package.json'), 'utf8')) as Record<string, unknown>;
   if (typeof pkg['version'] !== 'string') throw new Error('package.json has no version');
@@ -224,7 +246,9 @@ describe('the installed daemon under real systemd: activation, READY, watchdog, 
 
   afterAll(async () => {
     process.stderr.write(`daemon-systemd timings (ms): ${JSON.stringify(times)}\n`);
-    await cmd(['systemctl', 'stop', UNIT, 'imgbased-automatic.service', 'imgbased-automatic.timer']);
+    await cmd(['systemctl', 'stop', UNIT, 'imgbased-automatic.service', 'imgbased-automatic.timer', BOOT_COMPLETE]);
+    await cmd(['umount', '/proc/cmdline']);
+    await fs.rm(FAKE_CMDLINE, { force: true });
     await fs.rm(DROPIN_DIR, { recursive: true, force: true });
     await fs.rm(DBUS_TEST_CONF, { force: true });
     await cmd(['systemctl', 'daemon-reload']);
@@ -344,8 +368,10 @@ describe('the installed daemon under real systemd: activation, READY, watchdog, 
 
     expect(await bootEntries()).toEqual([`${NVR.v1}+1.conf`, `${NVR.v2}+1.conf`]);
     expect(await fs.readFile(`/boot/loader/entries/${NVR.v2}+1.conf`, 'utf8')).toContain(`img.bootid=${NVR.v2}+1`);
-    expect(await fs.readFile('/boot/grub2/grubenv', 'latin1')).toContain(`saved_entry=${NVR.v2}+1\n`);
+    // boot assessment: v2 boots once on trial (next_entry); saved_entry keeps the good layer
+    expect(await grubenvList()).toEqual({ saved_entry: `${NVR.v1}+1`, next_entry: `${NVR.v2}+1` });
     expect(await getString(OBJ, LAYERS, 'DefaultLayer')).toBe(`${NVR.v2}+1`);
+    expect(await getString(OBJ, LAYERS, 'TrialLayer')).toBe(`${NVR.v2}+1`);
     expect(await getString(out.txn, TXN, 'Initiator')).toMatch(/^uid 0\b/);
     // the same process did it, and is idle again
     const after = await show(UNIT, 'MainPID', 'StatusText', 'ActiveState');
@@ -353,6 +379,28 @@ describe('the installed daemon under real systemd: activation, READY, watchdog, 
     // every line of the transaction carries its id
     const id = out.txn.slice(out.txn.lastIndexOf('/') + 1);
     expect((await journal(UNIT)).filter((e) => e.message.includes(`transaction=${id}`)).length).toBeGreaterThan(0);
+  });
+
+  it('imgbased-boot-complete.service on the trial boot: gates on real units pass, the layer becomes the default', async () => {
+    // What the trial boot looks like to the daemon: grub used next_entry up, the kernel runs with img.bootid=v2+1.
+    await trialBoot(`${NVR.v2}+1`);
+    await fs.writeFile('/etc/imgbased/imgbased.conf', `${OVIRT_CONFIG}[Boot]\nRequiredUnits=dbus.service systemd-journald.service\nGateTimeoutSec=30\n`);
+    await must('systemctl', 'restart', UNIT);
+    expect([await getString(OBJ, LAYERS, 'CurrentLayer'), await getString(OBJ, LAYERS, 'DefaultLayer')]).toEqual([`${NVR.v2}+1`, `${NVR.v1}+1`]);
+    const t0 = Date.now();
+    const r = await cmd(['systemctl', 'start', BOOT_COMPLETE]);
+    times['boot-complete (gates pass)'] = Date.now() - t0;
+    expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 0, stderr: '' });
+    expect(await show(BOOT_COMPLETE, 'Result', 'ActiveState')).toEqual({ Result: 'success', ActiveState: 'active' });
+    expect(await grubenvList()).toEqual({ saved_entry: `${NVR.v2}+1` });
+    expect(await getString(OBJ, LAYERS, 'DefaultLayer')).toBe(`${NVR.v2}+1`);
+    expect(await getString(OBJ, LAYERS, 'TrialLayer')).toBe('');
+    expect(await journalText(BOOT_COMPLETE)).toContain(`Boot of ${NVR.v2}+1 confirmed: gates passed: dbus.service, systemd-journald.service active; health`);
+    // ordered before boot-complete.target, pulled in by it and by multi-user.target once enabled (the preset enables it)
+    const deps = await show(BOOT_COMPLETE, 'Before', 'After', 'UnitFileState', 'UnitFilePreset');
+    expect(deps['Before']?.split(' ')).toContain('boot-complete.target');
+    expect(deps['After']?.split(' ')).toEqual(expect.arrayContaining(['dbus.socket', 'multi-user.target']));
+    expect(deps['UnitFilePreset']).toBe('enabled');
   });
 
   it('nobody: Upgrade is refused by polkit (NotAuthorized) and nothing changes', async () => {
@@ -437,5 +485,22 @@ describe('the installed daemon under real systemd: activation, READY, watchdog, 
     expect(await bootEntries()).toContain(`${NVR.v3}+1.conf`);
     const a = await show('imgbased-automatic.service', 'Result');
     expect(a['Result']).toBe('success');
+  });
+  it('a failing gate on the trial boot of v3: the unit fails, v3 is bad and v2 stays the default', async () => {
+    expect(await grubenvList()).toEqual({ saved_entry: `${NVR.v2}+1`, next_entry: `${NVR.v3}+1` });
+    await trialBoot(`${NVR.v3}+1`);
+    await fs.writeFile('/etc/imgbased/imgbased.conf', `${OVIRT_CONFIG}[Boot]\nRequiredUnits=imgbased-vm-test-no-such.service\nGateTimeoutSec=3\n`);
+    await must('systemctl', 'restart', UNIT);
+    await cmd(['systemctl', 'stop', BOOT_COMPLETE]); // RemainAfterExit: start it afresh, as a boot does
+    const r = await cmd(['systemctl', 'start', BOOT_COMPLETE]);
+    expect(r.code).not.toBe(0);
+    expect((await show(BOOT_COMPLETE, 'Result')).Result).toBe('exit-code');
+    expect(await grubenvList()).toEqual({ saved_entry: `${NVR.v2}+1` });
+    expect(await getString(OBJ, LAYERS, 'DefaultLayer')).toBe(`${NVR.v2}+1`);
+    const why = 'required unit not active in time: imgbased-vm-test-no-such.service (inactive)';
+    expect(await journalText(BOOT_COMPLETE)).toContain(`Boot of ${NVR.v3}+1 FAILED: ${why}.`);
+    const layers = JSON.parse((await must('nodectl', '--json', 'layers'))) as Array<Record<string, unknown>>;
+    expect(layers.find((l) => l['name'] === `${NVR.v3}+1`)).toMatchObject({ 'boot-state': 'bad', 'boot-state-reason': why });
+    expect(layers.find((l) => l['name'] === `${NVR.v2}+1`)).toMatchObject({ 'boot-state': 'good' });
   });
 });

@@ -10,10 +10,10 @@ import { NO_TRANSACTION, TRANSACTION_IFACE } from '../../dbus/api';
 import type { NodeClient } from './client';
 import { bool, EXIT, NodectlError, plain, str } from './client';
 import { follow } from './follow';
-import type { AutomaticData } from './render';
+import type { AutomaticData, BootCompleteData } from './render';
 import {
   checkData, infoData, isPolicy, motdData, motdUnreachable, parseCheckRows, parseHistory, parseLayers, policyData, POLICIES,
-  renderAutomatic, renderCheck, renderHistory, renderInfo, renderLayers, renderMotd, renderPolicy,
+  renderAutomatic, renderBootComplete, renderCheck, renderHistory, renderInfo, renderLayers, renderMotd, renderPolicy,
 } from './render';
 
 export type Runner = (fn: (client: NodeClient) => Promise<number>) => void;
@@ -122,11 +122,47 @@ const defaultLayerLine = async (c: NodeClient): Promise<string> =>
 
 /** The warnings a finished transaction left in its history entry. */
 async function warningsOf(c: NodeClient, txPath: string): Promise<string[]> {
-  const id = path.basename(txPath);
-  const [rows] = await c.layers('GetHistory', 'u', [10]);
-  const entry = parseHistory(plain(rows)).find((r) => r['id'] === id);
-  const w = entry?.['warnings'];
+  const w = (await historyOf(c, txPath))?.['warnings'];
   return Array.isArray(w) ? w.map((x: unknown) => String(x)) : [];
+}
+
+/** The history entry of a finished transaction (undefined when it is not among the newest 20). */
+async function historyOf(c: NodeClient, txPath: string): Promise<Record<string, unknown> | undefined> {
+  const id = path.basename(txPath);
+  const [rows] = await c.layers('GetHistory', 'u', [20]);
+  return parseHistory(plain(rows)).find((r) => r['id'] === id);
+}
+
+/** boot-complete: CompleteBoot, follow it, report the verdict; exit 1 when the running layer's boot is bad. */
+async function bootComplete(c: NodeClient, o: { verdict?: string; reason?: string; wait?: boolean }, g: Global): Promise<number> {
+  const opts: Record<string, Variant> = {};
+  if (o.wait) opts['wait'] = new Variant('b', true);
+  if (o.verdict !== undefined) opts['verdict'] = new Variant('s', o.verdict);
+  if (o.reason !== undefined) opts['reason'] = new Variant('s', o.reason);
+  const txPath = txOf(await c.layers('CompleteBoot', 'a{sv}', [opts]), 'CompleteBoot');
+  if (!g.json) process.stderr.write(`CompleteBoot: transaction ${path.basename(txPath)}\n`);
+  const code = await follow(c, txPath, { quiet: g.json });
+  if (code !== EXIT.ok) return code;
+  const entry = await historyOf(c, txPath);
+  const request = entry?.['request'];
+  const req: Record<string, unknown> = typeof request === 'object' && request !== null ? (request as Record<string, unknown>) : {};
+  const props = await c.properties();
+  const current = str(props['CurrentLayer'], 'CurrentLayer', '');
+  const row = parseLayers(props['Layers'] ?? []).find((l) => l.name === current);
+  const verdict = str(req['verdict'], 'request.verdict', 'none');
+  const d: BootCompleteData = {
+    layer: str(req['layer'], 'request.layer', ''),
+    verdict: verdict === 'good' || verdict === 'bad' ? verdict : 'none',
+    reason: str(req['reason'], 'request.reason', ''),
+    default_layer: str(props['DefaultLayer'], 'DefaultLayer', ''),
+    current_layer: current,
+    current_state: row?.['boot-state'] ?? '',
+    transaction: path.basename(txPath),
+    warnings: Array.isArray(entry?.['warnings']) ? (entry['warnings'] as unknown[]).map((x) => String(x)) : [],
+  };
+  if (g.json) printJson(d);
+  else out(renderBootComplete(d));
+  return d.verdict === 'bad' || d.current_state === 'bad' ? EXIT.failed : EXIT.ok;
 }
 
 /** upgrade without IMAGE: AutomaticUpdateTrigger (the configured policy with --automatic; else "stage now"). */
@@ -380,6 +416,29 @@ See nodectl(8) for more.`);
       + 'update and a running transaction. When imgbased cannot be reached within 3 s it prints one line '
       + '("  node status: unknown (…)") and still exits 0; it never prints to stderr.',
     examples: [['nodectl motd', 'the banner'], ['nodectl motd > /run/motd.d/50-nodectl', 'refresh a motd file']],
+  });
+
+  documented(program.command('boot-complete')
+    .description('confirm or reject the boot of the running layer (what imgbased-boot-complete.service runs at boot)')
+    .option('--verdict <verdict>', 'record "good" or "bad" instead of running the health gates (an external health check)')
+    .option('--reason <text>', 'with --verdict: the words recorded')
+    .option('--wait', 'queue behind a running transaction instead of failing with "busy"')
+    .action((o: { verdict?: string; reason?: string; wait?: boolean }) => {
+      if (o.verdict !== undefined && o.verdict !== 'good' && o.verdict !== 'bad') throw usage(`--verdict must be good or bad, got "${o.verdict}"`);
+      if (o.reason !== undefined && o.verdict === undefined) throw usage('--reason needs --verdict');
+      run((c) => bootComplete(c, o, g()));
+    }), {
+    details: 'After an upgrade the new layer is on trial: grub boots it once (next_entry) while the last good layer stays '
+      + 'the saved default. On that boot, imgbased runs the health gates of [Boot] in imgbased.conf (RequiredUnits= active, '
+      + '"nodectl check" not FAILED, within GateTimeoutSec=): passing makes the layer the default ("good"); failing marks it '
+      + '"bad", puts the last good layer back as the default and records why (nodectl history), rebooting into it only with '
+      + 'RebootOnFailure=yes and no VMs running. A trial the host left unconfirmed (it came back on the old layer) is marked '
+      + 'bad too. Exits 0 when the running layer is good or nothing was on trial, 1 when it is bad.',
+    examples: [
+      ['nodectl boot-complete', 'run the health gates now (normally done by imgbased-boot-complete.service)'],
+      ['nodectl boot-complete --verdict bad --reason "vdsm cannot reach the engine"', 'reject this boot: the last good layer boots next'],
+      ['nodectl --json boot-complete', 'layer, verdict, reason, default_layer as JSON'],
+    ],
   });
 
   documented(program.command('policy').argument('[policy]', `the new policy: ${POLICIES.join(', ')}`)

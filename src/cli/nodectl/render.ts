@@ -12,6 +12,9 @@ export interface LayerRow {
   default: boolean;
   pinned: boolean;
   'boot-entry': string;
+  /** "trial", "good", "bad" or "" (never assessed). */
+  'boot-state': string;
+  'boot-state-reason': string;
 }
 
 export function parseLayers(v: unknown): LayerRow[] {
@@ -26,6 +29,8 @@ export function parseLayers(v: unknown): LayerRow[] {
       default: bool(x['default'], `Layers[${i}].default`, false),
       pinned: bool(x['pinned'], `Layers[${i}].pinned`, false),
       'boot-entry': str(x['boot-entry'], `Layers[${i}].boot-entry`, ''),
+      'boot-state': str(x['boot-state'], `Layers[${i}].boot-state`, ''),
+      'boot-state-reason': str(x['boot-state-reason'], `Layers[${i}].boot-state-reason`, ''),
     };
   });
 }
@@ -58,6 +63,10 @@ export interface InfoData {
   current_layer: string;
   /** Added after oVirt's keys (scripts reading those keep working). */
   vms: VmsData;
+  /** The layer on trial ("" when none): boots once next time, or runs unconfirmed. */
+  trial_layer: string;
+  /** Boot assessment of every layer that has one. */
+  boot_states: Record<string, { state: string; reason: string }>;
 }
 
 export function infoData(props: Record<string, unknown>): InfoData {
@@ -72,7 +81,16 @@ export function infoData(props: Record<string, unknown>): InfoData {
     layers: tree,
     current_layer: str(props['CurrentLayer'], 'CurrentLayer', ''),
     vms: parseVms(props['VirtualMachines']),
+    trial_layer: str(props['TrialLayer'], 'TrialLayer', ''),
+    boot_states: Object.fromEntries(layers.filter((l) => l['boot-state'])
+      .map((l) => [l.name, { state: l['boot-state'], reason: l['boot-state-reason'] }])),
   };
+}
+
+/** " [trial: …]", " [good]", " [bad: …]" or "" for a layer's boot state. */
+export function bootMark(state: string, reason: string): string {
+  if (!state) return '';
+  return state === 'good' || !reason ? ` [${state}]` : ` [${state}: ${reason}]`;
 }
 
 export function renderInfo(d: InfoData): string {
@@ -81,9 +99,13 @@ export function renderInfo(d: InfoData): string {
   lines.push('layers:');
   for (const [base, layers] of Object.entries(d.layers)) {
     lines.push(`  ${base}:`);
-    for (const l of layers) lines.push(`    ${l}`);
+    for (const l of layers) {
+      const b = d.boot_states[l];
+      lines.push(`    ${l}${b && b.state !== 'good' ? bootMark(b.state, b.reason) : ''}`);
+    }
   }
   lines.push(`current_layer: ${d.current_layer}`);
+  if (d.trial_layer) lines.push(`trial_layer: ${d.trial_layer}`);
   lines.push(`vms: ${renderVms(d.vms)}`);
   return lines.join('\n') + '\n';
 }
@@ -133,7 +155,8 @@ export function renderCheck(d: CheckData, oneline: boolean): string {
 }
 
 export function renderLayers(layers: LayerRow[]): string {
-  return layers.map((l) => `${l.name}${l.current ? ' [current]' : ''}${l.default ? ' [default]' : ''}${l.pinned ? ' [pinned]' : ''}\n`).join('');
+  return layers.map((l) => `${l.name}${l.current ? ' [current]' : ''}${l.default ? ' [default]' : ''}${l.pinned ? ' [pinned]' : ''}`
+    + `${bootMark(l['boot-state'], l['boot-state-reason'])}\n`).join('');
 }
 
 export function parseHistory(v: unknown): Array<Record<string, unknown>> {
@@ -253,5 +276,33 @@ export function renderAutomatic(d: AutomaticData): string {
       return `Staged: ${d.nvr} boots next time.\n${d.warnings.map((w) => `warning: ${w}\n`).join('')}`;
     case 'applied':
       return `Applied: ${d.nvr} is installed; the host reboots into it.\n`;
+  }
+}
+
+// ---- boot-complete -----------------------------------------------------------------------------------------------
+
+export interface BootCompleteData {
+  /** The judged layer ("" when nothing was on trial). */
+  layer: string;
+  verdict: 'good' | 'bad' | 'none';
+  reason: string;
+  /** The layer the next boot starts after the assessment. */
+  default_layer: string;
+  /** The running layer and its boot state after the assessment. */
+  current_layer: string;
+  current_state: string;
+  transaction: string;
+  warnings: string[];
+}
+
+export function renderBootComplete(d: BootCompleteData): string {
+  const w = d.warnings.filter((x) => !x.includes('failed its boot assessment')).map((x) => `warning: ${x}\n`).join('');
+  switch (d.verdict) {
+    case 'good':
+      return `Boot of ${d.layer} confirmed: ${d.reason}. It is the default layer now.\n${w}`;
+    case 'bad':
+      return `Boot of ${d.layer} FAILED: ${d.reason}.\nDefault layer (boots next time): ${d.default_layer || '(none)'}\n${w}`;
+    case 'none':
+      return `Nothing to confirm: ${d.reason}.\n${w}`;
   }
 }
