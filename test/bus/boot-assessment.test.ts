@@ -11,7 +11,7 @@ import type { ChildProcessWithoutNullStreams } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
-import { setSandboxUnit } from '../../src/sandbox/sysroot';
+import { SANDBOX_LIBVIRT_XML, sandboxLibvirtXml, setSandboxUnit } from '../../src/sandbox/sysroot';
 import type { Caller, RemoteClient } from './harness';
 import { eventually, PrivateBus } from './harness';
 import { ok, unwrap, v } from './wire';
@@ -227,6 +227,33 @@ describe('boot assessment: trial boot, health gates, fallback', () => {
     expect(r.code).toBe(1);
     expect((await layers())[L3]).toMatchObject({ 'boot-state': 'bad', 'boot-state-reason': 'vdsm cannot reach the engine' });
     expect(await grubenv()).toEqual({ saved_entry: L2 });
+  });
+
+  it('RebootOnFailure=yes reboots into the last good layer after a failed gate, unless a VM runs (a warning says why)', async () => {
+    await startDaemon('RequiredUnits=vdsmd.service\nGateTimeoutSec=1\nRebootOnFailure=yes\n');
+    await setSandboxUnit(sysroot, 'vdsmd.service', 'failed');
+    const xml = path.join(sysroot, SANDBOX_LIBVIRT_XML);
+    const retrial = async (): Promise<void> => {
+      if ((await prop('CurrentLayer')) !== L2) expect(await reboot()).toBe(L2);
+      expect(await finish(String((await call('RemoveBase', 'sa{sv}', [NVR.v3, {}]))[0]))).toBe('succeeded');
+      await upgrade(NVR.v3);
+      expect(await reboot()).toBe(L3);
+    };
+    await retrial();
+    await fs.writeFile(xml, sandboxLibvirtXml([{ name: 'engine-vm', running: true }]));
+    const held = await nodectl('root', ['--json', 'boot-complete']);
+    expect(held.code).toBe(1);
+    expect(JSON.parse(held.stdout)).toMatchObject({
+      verdict: 'bad', current_layer: L3, default_layer: L2,
+      warnings: expect.arrayContaining([expect.stringMatching(/^reboot into the last good layer after .*: 1 virtual machine running \(engine-vm\); not rebooting$/)]),
+    });
+    expect(await prop('CurrentLayer')).toBe(L3);
+
+    await retrial();
+    await fs.writeFile(xml, sandboxLibvirtXml([{ name: 'engine-vm', running: false }]));
+    const r = await nodectl('root', ['boot-complete']);
+    expect(r.code).toBe(1);
+    expect(await prop('CurrentLayer')).toBe(L2); // the sandbox's reboot: grub booted the saved default
   });
 
   it('rollback during a trial boot rejects the trial; Assessment=no makes upgrades the default at once', async () => {

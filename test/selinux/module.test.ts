@@ -244,6 +244,12 @@ describe('the daemon domain imgbased_t', () => {
     }
   });
 
+  test('boot assessment: the daemon asks systemd over D-Bus for unit states (service status on units and the system)', async () => {
+    expect(await sesearch(['-A', '-s', 'imgbased_t', '-t', 'init_t', '-c', 'dbus', '-p', 'send_msg'])).toMatch(/send_msg/);
+    expect(await sesearch(['-A', '-s', 'imgbased_t', '-t', 'systemd_unit_t', '-c', 'service', '-p', 'status'])).toMatch(/status/);
+    expect(await sesearch(['-A', '-s', 'imgbased_t', '-t', 'init_t', '-c', 'system', '-p', 'status'])).toMatch(/status/);
+  });
+
   test('lvm2 runs in lvm_t, also under NoNewPrivileges, and can write its reports back', async () => {
     expect(await sesearch(['-T', '-s', 'imgbased_t', '-t', 'lvm_exec_t', '-c', 'process'])).toContain(
       'type_transition imgbased_t lvm_exec_t:process lvm_t;',
