@@ -6,14 +6,16 @@
 import { byId, h, replaceChildren, text } from './dom.js';
 import type { Finished, Layer, NodeState, Policy, Progress, TransactionRecord } from './model.js';
 import {
-  applyProperties, clampPercent, describeError, FINISHED_STATES, formatTime, kindTitle, layerTree, POLICIES,
-  POOL_THRESHOLD, previousLayer,
+  applyProperties, bootStateBadge, bootVerdict, clampPercent, describeError, FINISHED_STATES, formatTime, kindTitle, layerTree,
+  POLICIES, POOL_THRESHOLD, previousLayer, trialBanner, trialBannerText,
 } from './model.js';
 import { NodeClient } from './node-client.js';
 
 interface FollowedTransaction {
   path: string;
   title: string;
+  /** The transaction's Kind ("" until known: attached, and its properties not read yet). */
+  kind: string;
   /** Started from this page (else attached to one already running). */
   mine: boolean;
   percent: number;
@@ -34,6 +36,11 @@ const el = {
   version: byId('daemon-version', HTMLElement),
   connection: byId('connection', HTMLElement),
   problems: byId('problems', HTMLElement),
+  trialBanner: byId('trial-banner', HTMLElement),
+  trialText: byId('trial-banner-text', HTMLElement),
+  confirmBootBox: byId('confirm-boot-box', HTMLElement),
+  confirmBoot: byId('confirm-boot', HTMLButtonElement),
+  confirmBootHelp: byId('confirm-boot-help', HTMLElement),
   current: byId('current-layer', HTMLElement),
   default: byId('default-layer', HTMLElement),
   health: byId('health', HTMLElement),
@@ -81,6 +88,8 @@ let followed: FollowedTransaction | null = null;
 let calling = false;
 let connected = true;
 let policyDirty = false;
+/** Bumped whenever the outcome area is cleared: an outcome computed asynchronously is dropped if it went stale. */
+let outcomeGeneration = 0;
 const recentSignals = new Map<string, { progress?: Progress; finished?: Finished }>();
 const problems = new Set<string>();
 
@@ -113,6 +122,7 @@ function showError(title: string, e: unknown): void {
 }
 
 function clearOutcome(): void {
+  outcomeGeneration++;
   replaceChildren(el.txResult);
 }
 
@@ -129,6 +139,9 @@ function renderStatus(): void {
   if (state.defaultLayer !== undefined && state.currentLayer !== undefined && state.defaultLayer !== '' &&
       state.defaultLayer !== state.currentLayer) {
     el.default.append(' ', h('span', { class: 'badge badge-info' }, 'boots next'));
+    if (state.trialLayer !== undefined && state.trialLayer === state.defaultLayer) {
+      el.default.append(' ', h('span', { class: 'badge badge-warning' }, 'on trial'));
+    }
   }
   const health = state.health ?? '';
   text(el.health, health || '…');
@@ -171,11 +184,31 @@ function renderPool(): void {
       (pool.autoextendThreshold >= 0 ? `; lvm autoextends at ${pool.autoextendThreshold}%.` : '; lvm autoextend threshold unknown.')));
 }
 
+/** The layer's boot-assessment badge ("on trial", "good", "failed boot"); none for a layer never assessed. */
+function bootBadge(l: Layer): HTMLSpanElement | null {
+  const b = bootStateBadge(l.bootState);
+  if (b === null) return null;
+  const since = formatTime(l.bootStateChanged);
+  return h('span', {
+    class: `badge badge-${b.tone} boot-state`, 'data-boot-state': l.bootState,
+    title: `Boot assessment: ${b.text}${since ? ` since ${since}` : ''}${l.bootStateReason ? ` (${l.bootStateReason})` : ''}`,
+  }, b.text);
+}
+
+/** A details line under a layer whose boot failed: the reason, as text (never only a tooltip). */
+function bootDetails(l: Layer): HTMLElement | null {
+  if (l.bootState !== 'bad') return null;
+  const since = formatTime(l.bootStateChanged);
+  return h('div', { class: 'boot-reason', 'data-boot-reason': l.name },
+    h('span', { class: 'label' }, 'Failed boot: '), l.bootStateReason || 'no reason recorded', since ? h('span', { class: 'muted' }, ` (${since})`) : null);
+}
+
 function layerRow(l: Layer): HTMLTableRowElement {
   const badges = h('span', { class: 'badges' }, ...[
     l.current ? h('span', { class: 'badge badge-info' }, 'current') : null,
     l.isDefault ? h('span', { class: 'badge badge-success' }, 'boot default') : null,
     l.pinned ? h('span', { class: 'badge badge-pinned' }, 'pinned') : null,
+    bootBadge(l),
   ].filter((b): b is HTMLSpanElement => b !== null).flatMap((b, i) => (i === 0 ? [b] : [' ', b])));
   const pinButton = h('button', {
     type: 'button', class: 'btn btn-secondary btn-small', 'data-action': 'pin', 'data-layer': l.name,
@@ -186,7 +219,8 @@ function layerRow(l: Layer): HTMLTableRowElement {
     'aria-label': `Roll back: boot layer ${l.name} by default`,
   }, 'Boot by default');
   return h('tr', { class: 'layer-row', 'data-layer': l.name },
-    h('th', { scope: 'row', 'data-label': 'Layer' }, h('span', { class: 'tree-indent', 'aria-hidden': 'true' }, '└ '), h('span', { class: 'layer-name' }, l.name), ' ', badges),
+    h('th', { scope: 'row', 'data-label': 'Layer' }, h('span', { class: 'tree-indent', 'aria-hidden': 'true' }, '└ '), h('span', { class: 'layer-name' }, l.name), ' ', badges,
+      bootDetails(l)),
     h('td', { 'data-label': 'Version' }, `${l.version}-${l.release}`),
     h('td', { 'data-label': 'Size' }, bytes(l.size)),
     h('td', { 'data-label': 'Pinned', class: 'pinned-cell' }, l.pinned ? 'yes' : 'no'),
@@ -212,12 +246,32 @@ function renderLayers(): void {
   updateControls();
 }
 
+/** The banner while a layer is on trial, with "Confirm boot" while the running boot is the trial. */
+function renderTrial(): void {
+  const b = trialBanner(state);
+  el.trialBanner.hidden = b === null;
+  el.trialBanner.dataset['phase'] = b?.phase ?? '';
+  text(el.trialText, b === null ? '' : trialBannerText(b));
+  el.confirmBootBox.hidden = b?.phase !== 'booted';
+  text(el.confirmBootHelp, b?.phase === 'booted'
+    ? `Runs the configured boot checks now. If they pass, ${b.layer} becomes the boot default; if not, its boot is marked failed and ${b.fallback || 'the last good layer'} stays the default.`
+    : '');
+}
+
 function renderPolicy(): void {
   if (state.policy !== undefined && !policyDirty) el.policySelect.value = state.policy;
   const window = state.maintenanceWindow;
   text(el.policyHelp, window === undefined ? '' : window === ''
     ? 'Maintenance window: any time (stage and apply may run whenever the timer fires).'
     : `Maintenance window: ${window} (stage and apply only run inside it; outside it they only check).`);
+}
+
+/** A boot assessment's verdict in words, for the history ("" for other kinds). */
+function verdictText(r: TransactionRecord): string {
+  const v = bootVerdict(r);
+  if (v === null || v.verdict === '') return '';
+  const what = v.verdict === 'good' ? 'boot confirmed' : v.verdict === 'bad' ? 'boot failed' : v.verdict === 'none' ? 'nothing on trial' : v.verdict;
+  return `${v.layer ? `${v.layer}: ` : ''}${what}${v.reason ? ` — ${v.reason}` : ''}${r.errorName || r.errorMessage ? '. ' : ''}`;
 }
 
 function renderHistory(records: TransactionRecord[]): void {
@@ -231,7 +285,7 @@ function renderHistory(records: TransactionRecord[]): void {
       h('td', { 'data-label': 'Finished' }, formatTime(r.finishedAt) || formatTime(r.startedAt)),
       h('td', { 'data-label': 'Kind' }, kindTitle(r.kind)),
       h('td', { 'data-label': 'State' }, h('span', { class: `badge badge-${r.state === 'succeeded' ? 'success' : r.state === 'cancelled' ? 'warning' : 'danger'}` }, r.state)),
-      h('td', { 'data-label': 'Details' }, r.errorName ? `${r.errorName}: ${r.errorMessage}` : r.errorMessage,
+      h('td', { 'data-label': 'Details' }, verdictText(r), r.errorName ? `${r.errorName}: ${r.errorMessage}` : r.errorMessage,
         r.recovered ? ' (recovered at start-up)' : '', ...r.warnings.map((w) => h('div', { class: 'warning-text' }, w))),
       h('td', { 'data-label': 'Initiator' }, r.initiator))))));
 }
@@ -256,7 +310,7 @@ function renderTransaction(): void {
 function updateControls(): void {
   const running = followed !== null || (state.activeTransaction !== undefined && state.activeTransaction !== '/');
   const off = running || calling || !connected;
-  for (const b of [el.upgradeNewest, el.upgradeSubmit, el.rollbackPrevious, el.cleanupSubmit]) b.disabled = off;
+  for (const b of [el.upgradeNewest, el.upgradeSubmit, el.rollbackPrevious, el.cleanupSubmit, el.confirmBoot]) b.disabled = off;
   for (const b of el.layers.querySelectorAll<HTMLButtonElement>('button[data-action="rollback"]')) b.disabled = off;
   for (const b of el.layers.querySelectorAll<HTMLButtonElement>('button[data-action="pin"]')) b.disabled = calling || !connected;
   el.policySave.disabled = calling || !connected;
@@ -267,6 +321,7 @@ function updateControls(): void {
 
 function render(): void {
   renderStatus();
+  renderTrial();
   renderPool();
   renderLayers();
   renderPolicy();
@@ -287,7 +342,9 @@ function applyProgress(tx: FollowedTransaction, p: Progress): void {
 function finish(tx: FollowedTransaction, f: Finished): void {
   if (followed !== tx) return;
   followed = null;
-  if (f.success) {
+  if (f.success && (tx.kind === 'boot-complete' || tx.kind === '')) {
+    void showSuccess(tx);
+  } else if (f.success) {
     // The status card shows the new boot default as soon as its PropertiesChanged arrives (maybe after Finished).
     showOutcome('success', `${tx.title} succeeded.`);
   } else if (f.errorName.endsWith('.Cancelled')) {
@@ -301,10 +358,34 @@ function finish(tx: FollowedTransaction, f: Finished): void {
   void refreshCheck();
 }
 
+/**
+ * The success of a boot assessment, or of a transaction whose kind is not known yet (attached, Finished before its
+ * properties came): read from its history record. A boot assessment succeeds whatever it decided: the record says
+ * what (verdict good, bad or none, and why). Shown once read, unless another action cleared the outcome meanwhile.
+ */
+async function showSuccess(tx: FollowedTransaction): Promise<void> {
+  const generation = outcomeGeneration;
+  const id = tx.path.split('/').pop() ?? '';
+  let record: TransactionRecord | undefined;
+  try {
+    record = (await node.history(HISTORY_LIMIT)).find((r) => r.id === id);
+  } catch {
+    record = undefined;
+  }
+  if (generation !== outcomeGeneration) return;
+  const title = tx.kind === '' && record !== undefined ? kindTitle(record.kind) : tx.title;
+  const v = record === undefined ? null : bootVerdict(record);
+  if (v === null) showOutcome('success', `${title} succeeded.`);
+  else if (v.verdict === 'good') showOutcome('success', `Boot of ${v.layer} confirmed:`, 'it is good and boots by default now.');
+  else if (v.verdict === 'bad') showOutcome('danger', `Boot of ${v.layer} failed:`, `${v.reason || 'no reason recorded'}. The last good layer boots by default again.`);
+  else if (v.verdict === 'none') showOutcome('info', 'Nothing to confirm:', 'no layer is on trial.');
+  else showOutcome('info', `${title} finished:`, `verdict ${v.verdict}${v.reason ? ` (${v.reason})` : ''}.`);
+}
+
 /** Follow a transaction: signals already seen, then its properties (authoritative if it has ended meanwhile). */
-function follow(path: string, title: string | null, mine: boolean): void {
+function follow(path: string, title: string | null, mine: boolean, kind = ''): void {
   if (followed?.path === path) return;
-  const tx: FollowedTransaction = { path, title: title ?? 'Transaction', mine, percent: 0, step: 'queued', message: '', done: 0, total: 0, initiator: '' };
+  const tx: FollowedTransaction = { path, title: title ?? 'Transaction', kind, mine, percent: 0, step: 'queued', message: '', done: 0, total: 0, initiator: '' };
   followed = tx;
   if (mine) clearOutcome();
   const seen = recentSignals.get(path);
@@ -318,6 +399,7 @@ function follow(path: string, title: string | null, mine: boolean): void {
   node.transaction(path).then((snap) => {
     if (followed !== tx) return;
     if (title === null) tx.title = kindTitle(snap.kind);
+    if (snap.kind !== '') tx.kind = snap.kind;
     tx.initiator = snap.initiator;
     if (snap.percent > tx.percent || tx.step === 'queued') {
       applyProgress(tx, { percent: snap.percent, step: snap.step || snap.state, message: snap.message, done: snap.done, total: snap.total });
@@ -369,14 +451,14 @@ function remember(path: string): { progress?: Progress; finished?: Finished } {
 }
 
 /** Run a call that starts a transaction, then follow it; an error up front (NotAuthorized, Busy, …) is shown as is. */
-async function startTransaction(title: string, start: () => Promise<string>): Promise<void> {
+async function startTransaction(title: string, start: () => Promise<string>, kind = ''): Promise<void> {
   clearOutcome();
   calling = true;
   updateControls();
   try {
     const path = await start();
     calling = false;
-    follow(path, title, true);
+    follow(path, title, true, kind);
   } catch (e) {
     showError(`${title} failed:`, e);
   } finally {
@@ -444,7 +526,7 @@ el.upgradeNewest.addEventListener('click', () => {
     try {
       const r = await node.upgradeNewest();
       calling = false;
-      if (r.transaction !== '/') follow(r.transaction, `Upgrade to ${r.nvr}`, true);
+      if (r.transaction !== '/') follow(r.transaction, `Upgrade to ${r.nvr}`, true, 'upgrade');
       else if (!r.available) showOutcome('info', 'No newer image:', 'the image directory has no image newer than every base.');
       else showOutcome('info', `${r.nvr} is available,`, 'but the daemon started no upgrade.');
     } catch (e) {
@@ -460,16 +542,22 @@ el.upgradeForm.addEventListener('submit', (ev) => {
   ev.preventDefault();
   const image = el.upgradePath.value.trim();
   if (image === '') return;
-  void startTransaction(`Upgrade from ${image}`, () => node.upgrade(image));
+  void startTransaction(`Upgrade from ${image}`, () => node.upgrade(image), 'upgrade');
 });
 
 async function rollbackTo(layer: string): Promise<void> {
   const target = layer || (state.layers ? previousLayer(state.layers)?.name : undefined) || 'the previous layer';
   if (!(await confirmAction('Roll back?', `${target} becomes the boot default; the host boots it at the next reboot.`, 'Roll back'))) return;
-  await startTransaction(`Rollback to ${target}`, () => node.rollback(layer));
+  await startTransaction(`Rollback to ${target}`, () => node.rollback(layer), 'rollback');
 }
 
 el.rollbackPrevious.addEventListener('click', () => void rollbackTo(''));
+
+el.confirmBoot.addEventListener('click', () => {
+  const b = trialBanner(state);
+  const layer = b?.layer ?? state.currentLayer ?? '';
+  void startTransaction(`Confirm boot of ${layer}`, () => node.completeBoot(), 'boot-complete');
+});
 
 el.cleanupForm.addEventListener('submit', (ev) => {
   ev.preventDefault();
@@ -483,7 +571,7 @@ el.cleanupForm.addEventListener('submit', (ev) => {
   void (async () => {
     const what = keep === null ? 'the configured number of' : String(keep);
     if (!(await confirmAction('Clean up old bases?', `Removes old bases and their layers, keeping ${what} newest; never the running, default or pinned ones.`, 'Clean up'))) return;
-    await startTransaction('Cleanup', () => node.cleanup(keep));
+    await startTransaction('Cleanup', () => node.cleanup(keep), 'cleanup');
   })();
 });
 

@@ -25,6 +25,15 @@ export interface Layer {
   pinned: boolean;
   bootEntry: string;
   readOnly: boolean;
+  /**
+   * The boot assessment: "trial" (waiting for its first boot, or booted and waiting for CompleteBoot), "good",
+   * "bad", or "" (never assessed). Kept as the daemon says it: a state this page does not know is shown as is.
+   */
+  bootState: string;
+  /** Why, in words ("" when none). */
+  bootStateReason: string;
+  /** Microseconds since the epoch; 0 when never assessed. */
+  bootStateChanged: number;
 }
 
 export interface Base {
@@ -61,6 +70,8 @@ export interface TransactionRecord {
   recovered: boolean;
   initiator: string;
   warnings: string[];
+  /** The request's string values (e.g. a boot-complete's "layer", "verdict", "reason"); others left out. */
+  request: Record<string, string>;
 }
 
 export interface CheckResult {
@@ -77,6 +88,7 @@ export interface NodeState {
   bases?: Base[];
   currentLayer?: string;
   defaultLayer?: string;
+  trialLayer?: string;
   pool?: Pool;
   health?: string;
   activeTransaction?: string;
@@ -182,6 +194,9 @@ export function parseLayers(v: unknown): Layer[] {
     pinned: opt(d, 'pinned', bool, false),
     bootEntry: opt(d, 'boot-entry', str, ''),
     readOnly: opt(d, 'read-only', bool, false),
+    bootState: opt(d, 'boot-state', str, ''),
+    bootStateReason: opt(d, 'boot-state-reason', str, ''),
+    bootStateChanged: opt(d, 'boot-state-changed', num, 0),
   }));
 }
 
@@ -231,7 +246,19 @@ export function parseTransactionRecord(v: unknown): TransactionRecord | null {
     recovered: opt(d, 'recovered', bool, false),
     initiator: opt(d, 'initiator', str, ''),
     warnings: opt(d, 'warnings', strings, []),
+    request: opt(d, 'request', stringValues, {}),
   };
+}
+
+/** The string-valued entries of an a{sv} (anything else is left out: the page only shows words). */
+function stringValues(v: unknown, what: string): Record<string, string> {
+  const d = dict(v, what);
+  const out: Record<string, string> = {};
+  for (const [k, x] of Object.entries(d)) {
+    const u = unvariant(x);
+    if (typeof u === 'string') out[k] = u;
+  }
+  return out;
 }
 
 export function parseHistory(reply: unknown[]): TransactionRecord[] {
@@ -302,6 +329,7 @@ const PROPERTY_PARSERS: Parsers = {
   bases: ['Bases', parseBases],
   currentLayer: ['CurrentLayer', (v) => str(v, 'CurrentLayer')],
   defaultLayer: ['DefaultLayer', (v) => str(v, 'DefaultLayer')],
+  trialLayer: ['TrialLayer', (v) => str(v, 'TrialLayer')],
   pool: ['Pool', parsePool],
   health: ['Health', (v) => str(v, 'Health')],
   activeTransaction: ['ActiveTransaction', (v) => str(v, 'ActiveTransaction')],
@@ -383,6 +411,48 @@ export function kindTitle(kind: string): string {
     case 'cleanup': return 'Cleanup';
     case 'remove-base': return 'Remove base';
     case 'init': return 'Initialization';
+    case 'boot-complete': return 'Boot assessment';
     default: return kind || 'Transaction';
   }
+}
+
+/** How the page names a layer's boot state (a badge), and the badge's style. null: never assessed, no badge. */
+export function bootStateBadge(state: string): { text: string; tone: 'success' | 'warning' | 'danger' | 'info' } | null {
+  switch (state) {
+    case '': return null;
+    case 'trial': return { text: 'on trial', tone: 'warning' };
+    case 'good': return { text: 'good', tone: 'success' };
+    case 'bad': return { text: 'failed boot', tone: 'danger' };
+    default: return { text: state, tone: 'info' };
+  }
+}
+
+/**
+ * The trial banner: null when no layer is on trial; "pending" while the trial layer has not booted yet (it boots
+ * once on the next reboot); "booted" while the host runs it unconfirmed (fallback: the layer a reset returns to,
+ * DefaultLayer then). The trial layer is TrialLayer; a daemon without that property is read from the layers' states.
+ */
+export type TrialBanner =
+  | { phase: 'pending'; layer: string }
+  | { phase: 'booted'; layer: string; fallback: string };
+
+export function trialBanner(state: NodeState): TrialBanner | null {
+  const layer = state.trialLayer ?? state.layers?.find((l) => l.bootState === 'trial')?.name ?? '';
+  if (layer === '') return null;
+  if (state.currentLayer !== undefined && state.currentLayer === layer) {
+    return { phase: 'booted', layer, fallback: state.defaultLayer !== undefined && state.defaultLayer !== layer ? state.defaultLayer : '' };
+  }
+  return { phase: 'pending', layer };
+}
+
+/** The words of the trial banner. */
+export function trialBannerText(b: TrialBanner): string {
+  if (b.phase === 'pending') return `${b.layer} boots once on the next reboot; it becomes the default only when its boot is confirmed.`;
+  return `This boot of ${b.layer} is on trial; ${b.fallback ? `a reset returns to ${b.fallback}` : 'there is no layer for a reset to return to'}.`;
+}
+
+/** What a finished boot-complete transaction decided, from its history record (request keys layer, verdict, reason). */
+export function bootVerdict(r: TransactionRecord): { layer: string; verdict: string; reason: string } | null {
+  if (r.kind !== 'boot-complete') return null;
+  return { layer: r.request['layer'] ?? '', verdict: r.request['verdict'] ?? '', reason: r.request['reason'] ?? '' };
 }

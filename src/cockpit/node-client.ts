@@ -83,6 +83,11 @@ export class NodeClient {
     return NodeClient.path(await this.layers('Cleanup', [keep === null ? {} : { keep: variant('u', keep) }], 'a{sv}'), 'Cleanup');
   }
 
+  /** CompleteBoot({}): assess the running layer's boot with the configured gates. */
+  async completeBoot(): Promise<string> {
+    return NodeClient.path(await this.layers('CompleteBoot', [{}], 'a{sv}'), 'CompleteBoot');
+  }
+
   async pin(layer: string, pinned: boolean): Promise<void> {
     await this.layers('Pin', [layer, pinned], 'sb');
   }

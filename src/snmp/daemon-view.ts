@@ -17,6 +17,10 @@ export interface LayerRow {
   current: boolean;
   default: boolean;
   pinned: boolean;
+  /** "boot-state": "trial", "good", "bad" or "" (never assessed; also for a daemon without boot assessment). */
+  bootState: string;
+  /** "boot-state-reason" ("" when none). */
+  bootStateReason: string;
 }
 
 export interface PoolView {
@@ -51,6 +55,8 @@ export interface DaemonView {
   version: string;
   currentLayer: string;
   defaultLayer: string;
+  /** TrialLayer: the layer on trial ("" when none). */
+  trialLayer: string;
   health: HealthStatus;
   policy: string;
   pool: PoolView;
@@ -66,6 +72,7 @@ export const EMPTY_VIEW: DaemonView = {
   version: '',
   currentLayer: '',
   defaultLayer: '',
+  trialLayer: '',
   health: 'unknown',
   policy: '',
   pool: { sizeBytes: 0n, freeBytes: 0n, dataPercent: 0, metadataPercent: 0, autoextendThreshold: -1 },
@@ -152,6 +159,9 @@ function layers(r: Reader, v: unknown): LayerRow[] {
       current: r.bool(`Layers[${i}].current`, d['current']),
       default: r.bool(`Layers[${i}].default`, d['default']),
       pinned: r.bool(`Layers[${i}].pinned`, d['pinned']),
+      // Optional keys: a daemon from before boot assessment has neither (never assessed).
+      bootState: 'boot-state' in d ? r.str(`Layers[${i}].boot-state`, d['boot-state']) : '',
+      bootStateReason: 'boot-state-reason' in d ? r.str(`Layers[${i}].boot-state-reason`, d['boot-state-reason']) : '',
     });
   });
   return out;
@@ -193,6 +203,7 @@ export function applyManagerProperties(base: DaemonView, props: Readonly<Record<
   if (has('Version')) view.version = r.str('Version', props['Version']);
   if (has('CurrentLayer')) view.currentLayer = r.str('CurrentLayer', props['CurrentLayer']);
   if (has('DefaultLayer')) view.defaultLayer = r.str('DefaultLayer', props['DefaultLayer']);
+  if (has('TrialLayer')) view.trialLayer = r.str('TrialLayer', props['TrialLayer']);
   if (has('Health')) view.health = health(r, props['Health']);
   if (has('AutomaticUpdatePolicy')) view.policy = r.str('AutomaticUpdatePolicy', props['AutomaticUpdatePolicy']);
   if (has('Pool')) view.pool = pool(r, props['Pool']);

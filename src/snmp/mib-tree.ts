@@ -20,6 +20,7 @@ export const SCALARS = {
   ovnHealthStatus: at(1, 1, 5),
   ovnLayerCount: at(1, 1, 6),
   ovnAutomaticUpdatePolicy: at(1, 1, 7),
+  ovnTrialLayer: at(1, 1, 8),
 
   ovnPoolSize: at(1, 2, 1),
   ovnPoolFree: at(1, 2, 2),
@@ -58,6 +59,8 @@ export const LAYER_COLUMNS = {
   ovnLayerDefault: 6,
   ovnLayerPinned: 7,
   ovnLayerSize: 8,
+  ovnLayerBootState: 9,
+  ovnLayerBootStateReason: 10,
 } as const;
 export type LayerColumnName = keyof typeof LAYER_COLUMNS;
 export const LAYER_INDEX_COLUMN = 1;
@@ -67,15 +70,20 @@ export const NOTIFICATIONS = {
   ovnUpgradeFailed: at(0, 2),
   ovnHealthChanged: at(0, 3),
   ovnPoolUsageHigh: at(0, 4),
+  ovnLayerBootFailed: at(0, 5),
 } as const satisfies Record<string, Oid>;
 export type NotificationName = keyof typeof NOTIFICATIONS;
 
-/** The objects each notification carries (its OBJECTS clause, in order). */
-export const NOTIFICATION_OBJECTS: Readonly<Record<NotificationName, readonly ScalarName[]>> = {
+/**
+ * The objects each notification carries (its OBJECTS clause, in order): scalars (instance .0) or columns of
+ * ovnLayerTable (instance .<ovnLayerIndex> of the row the notification is about).
+ */
+export const NOTIFICATION_OBJECTS: Readonly<Record<NotificationName, ReadonlyArray<ScalarName | LayerColumnName>>> = {
   ovnUpgradeFinished: ['ovnLastTxId', 'ovnLastTxKind', 'ovnDefaultLayer', 'ovnCurrentLayer'],
   ovnUpgradeFailed: ['ovnLastTxId', 'ovnLastTxResult', 'ovnLastTxErrorName', 'ovnLastTxErrorMessage'],
   ovnHealthChanged: ['ovnHealthStatus'],
   ovnPoolUsageHigh: ['ovnPoolDataPercent', 'ovnPoolMetadataPercent', 'ovnPoolUsageThreshold'],
+  ovnLayerBootFailed: ['ovnLayerName', 'ovnLayerBootStateReason', 'ovnCurrentLayer', 'ovnDefaultLayer'],
 };
 
 /** Enumerations (INTEGER { … }) as the MIB numbers them. */
@@ -83,6 +91,8 @@ export const HEALTH = { ok: 1, warn: 2, failed: 3, unknown: 4 } as const;
 export const UPDATE_POLICY = { none: 1, check: 2, stage: 3, apply: 4, unknown: 5 } as const;
 export const TX_RESULT = { none: 1, succeeded: 2, failed: 3, cancelled: 4, other: 5 } as const;
 export const TRUTH = { true: 1, false: 2 } as const;
+/** OvnBootState: the boot assessment of a layer (D-Bus "boot-state" "" / trial / good / bad; anything else other). */
+export const BOOT_STATE = { notAssessed: 1, trial: 2, good: 3, bad: 4, other: 5 } as const;
 
 /** SNMPv2-MIB objects every notification starts with. */
 export const SYS_UPTIME_0: Oid = [1, 3, 6, 1, 2, 1, 1, 3, 0];

@@ -7,6 +7,9 @@
  *   cancelled both send ovnUpgradeFailed (ovnLastTxResult tells them apart).
  * - ovnHealthChanged: Health moved between two known values.
  * - ovnPoolUsageHigh: data or metadata usage rose to or above the threshold (edge: once per crossing).
+ * - ovnLayerBootFailed: a layer's "boot-state" turned "bad" (its health gates failed, CompleteBoot was told "bad",
+ *   or the host came back on another layer before its trial boot was confirmed): one per layer, carrying that
+ *   layer's row (ovnLayerName.<i>, ovnLayerBootStateReason.<i>). A layer that was already "bad" before is not news.
  *
  * Nothing is sent for the first view after the subagent starts (there is no "before"), except ovnPoolUsageHigh
  * when the pool is already above the threshold — a condition, which a freshly started monitor should learn.
@@ -14,16 +17,18 @@
  */
 import type { Varbind } from './agentx-pdu';
 import type { DaemonView } from './daemon-view';
-import type { NotificationName } from './mib-tree';
-import { NOTIFICATION_OBJECTS, NOTIFICATIONS, SNMP_TRAP_OID_0 } from './mib-tree';
+import type { LayerColumnName, NotificationName, ScalarName } from './mib-tree';
+import { LAYER_COLUMNS, NOTIFICATION_OBJECTS, NOTIFICATIONS, SNMP_TRAP_OID_0 } from './mib-tree';
 import { ValueType } from './agentx-pdu';
 import type { AgentSettings } from './varbinds';
-import { scalarInstance, scalarValues } from './varbinds';
+import { layerInstance, layerValues, MAX_LAYER_ROWS, scalarInstance, scalarValues } from './varbinds';
 
 export interface Notification {
   name: NotificationName;
   /** The reason, for the log. */
   reason: string;
+  /** For a notification about one layer: its ovnLayerIndex (position + 1) in the view it was detected in. */
+  layerIndex?: number;
 }
 
 export function poolAbove(view: DaemonView, settings: AgentSettings): boolean {
@@ -42,6 +47,13 @@ export function detectNotifications(prev: DaemonView | undefined, next: DaemonVi
   if (prev !== undefined && prev.health !== 'unknown' && next.health !== 'unknown' && prev.health !== next.health) {
     out.push({ name: 'ovnHealthChanged', reason: `health ${prev.health} → ${next.health}` });
   }
+  if (prev !== undefined) {
+    const before = new Map(prev.layers.map((l) => [l.name, l.bootState]));
+    next.layers.forEach((l, i) => {
+      if (l.bootState !== 'bad' || before.get(l.name) === 'bad' || i >= MAX_LAYER_ROWS) return;
+      out.push({ name: 'ovnLayerBootFailed', reason: `layer ${l.name} boot failed: ${l.bootStateReason || 'no reason given'}`, layerIndex: i + 1 });
+    });
+  }
   if (poolAbove(next, settings) && !(prev !== undefined && poolAbove(prev, settings))) {
     out.push({
       name: 'ovnPoolUsageHigh',
@@ -51,11 +63,19 @@ export function detectNotifications(prev: DaemonView | undefined, next: DaemonVi
   return out;
 }
 
-/** The varbinds of a Notify PDU: snmpTrapOID.0, then the notification's OBJECTS (the master adds sysUpTime.0). */
-export function notificationVarbinds(n: NotificationName, view: DaemonView, settings: AgentSettings): Varbind[] {
-  const values = scalarValues(view, settings);
+const isColumn = (name: ScalarName | LayerColumnName): name is LayerColumnName => Object.hasOwn(LAYER_COLUMNS, name);
+
+/**
+ * The varbinds of a Notify PDU: snmpTrapOID.0, then the notification's OBJECTS (the master adds sysUpTime.0).
+ * Columns of ovnLayerTable are the instances of row `layerIndex` (ovnLayerIndex, from 1) of the same view.
+ */
+export function notificationVarbinds(n: NotificationName, view: DaemonView, settings: AgentSettings, layerIndex = 0): Varbind[] {
+  const scalars = scalarValues(view, settings);
+  const row = layerValues(view, layerIndex - 1);
   return [
     { oid: SNMP_TRAP_OID_0, type: ValueType.ObjectIdentifier, value: NOTIFICATIONS[n] },
-    ...NOTIFICATION_OBJECTS[n].map((name): Varbind => ({ oid: scalarInstance(name), ...values[name] })),
+    ...NOTIFICATION_OBJECTS[n].map((name): Varbind => (isColumn(name)
+      ? { oid: layerInstance(name, layerIndex), ...row[name] }
+      : { oid: scalarInstance(name), ...scalars[name] })),
   ];
 }

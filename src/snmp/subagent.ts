@@ -91,7 +91,7 @@ export class Subagent {
     if (prev === undefined) this.opts.onStatus?.(this.status());
     for (const n of detectNotifications(prev, v, this.opts.settings)) {
       this.opts.log.info(`snmp notification ${n.name}: ${n.reason}`);
-      this.session.notify(notificationVarbinds(n.name, v, this.opts.settings));
+      this.session.notify(notificationVarbinds(n.name, v, this.opts.settings, n.layerIndex));
     }
   }
 }

@@ -9,7 +9,7 @@ import type { Varbind, VarbindValue } from './agentx-pdu';
 import { ValueType } from './agentx-pdu';
 import type { DaemonView, HealthStatus, LastTransactionView } from './daemon-view';
 import type { LayerColumnName, ScalarName } from './mib-tree';
-import { HEALTH, LAYER_COLUMNS, LAYER_ENTRY, SCALARS, TRUTH, TX_RESULT, UPDATE_POLICY } from './mib-tree';
+import { BOOT_STATE, HEALTH, LAYER_COLUMNS, LAYER_ENTRY, SCALARS, TRUTH, TX_RESULT, UPDATE_POLICY } from './mib-tree';
 import type { Oid } from './oid';
 import { compareOids } from './oid';
 
@@ -93,6 +93,22 @@ export function policyNumber(p: string): number {
   return p === 'none' || p === 'check' || p === 'stage' || p === 'apply' ? UPDATE_POLICY[p] : UPDATE_POLICY.unknown;
 }
 
+/** OvnBootState of the D-Bus "boot-state": "" notAssessed(1), trial(2), good(3), bad(4), anything else other(5). */
+export function bootStateNumber(state: string): number {
+  switch (state) {
+    case '':
+      return BOOT_STATE.notAssessed;
+    case 'trial':
+      return BOOT_STATE.trial;
+    case 'good':
+      return BOOT_STATE.good;
+    case 'bad':
+      return BOOT_STATE.bad;
+    default:
+      return BOOT_STATE.other;
+  }
+}
+
 export function resultNumber(last: LastTransactionView | null): number {
   if (last === null) return TX_RESULT.none;
   switch (last.state) {
@@ -120,6 +136,7 @@ export function scalarValues(view: DaemonView, settings: AgentSettings): Record<
     ovnHealthStatus: integer(healthNumber(view.health)),
     ovnLayerCount: gauge(view.layers.length),
     ovnAutomaticUpdatePolicy: integer(policyNumber(view.policy)),
+    ovnTrialLayer: displayString(view.trialLayer),
 
     ovnPoolSize: mebibytes(view.pool.sizeBytes),
     ovnPoolFree: mebibytes(view.pool.freeBytes),
@@ -151,24 +168,39 @@ export function scalarInstance(name: ScalarName): Oid {
   return [...SCALARS[name], 0];
 }
 
+/** The instance OID of a layer table cell: ovnLayerEntry.<column>.<ovnLayerIndex> (index = position + 1). */
+export function layerInstance(name: LayerColumnName, index: number): Oid {
+  return [...LAYER_ENTRY, LAYER_COLUMNS[name], index];
+}
+
+/** ovnLayerIndex: position, oldest first, from 1 (rows renumber when old layers are removed). At most 65535 rows. */
+export const MAX_LAYER_ROWS = 65535;
+
+/** Every column's value for the layer at position i (0-based). A Record: a column without a value does not compile. */
+export function layerValues(view: DaemonView, i: number): Record<LayerColumnName, ValueOf> {
+  const l = view.layers[i];
+  return {
+    ovnLayerName: displayString(l?.name ?? ''),
+    ovnLayerKind: displayString(l?.kind ?? ''),
+    ovnLayerBase: displayString(l?.base ?? ''),
+    ovnLayerCurrent: truth(l?.current ?? false),
+    ovnLayerDefault: truth(l?.default ?? false),
+    ovnLayerPinned: truth(l?.pinned ?? false),
+    ovnLayerSize: mebibytes(l?.sizeBytes ?? 0n),
+    ovnLayerBootState: integer(bootStateNumber(l?.bootState ?? '')),
+    ovnLayerBootStateReason: utf8String(l?.bootStateReason ?? ''),
+  };
+}
+
 /** Every instance of the MIB for this view, sorted by OID (what GET/GETNEXT/GETBULK answer from). */
 export function buildVarbinds(view: DaemonView, settings: AgentSettings): Varbind[] {
   const out: Varbind[] = [];
   const scalars = scalarValues(view, settings);
   for (const name of Object.keys(SCALARS) as ScalarName[]) out.push({ oid: scalarInstance(name), ...scalars[name] });
-  const columns: Record<LayerColumnName, (i: number) => ValueOf> = {
-    ovnLayerName: (i) => displayString(view.layers[i]?.name ?? ''),
-    ovnLayerKind: (i) => displayString(view.layers[i]?.kind ?? ''),
-    ovnLayerBase: (i) => displayString(view.layers[i]?.base ?? ''),
-    ovnLayerCurrent: (i) => truth(view.layers[i]?.current ?? false),
-    ovnLayerDefault: (i) => truth(view.layers[i]?.default ?? false),
-    ovnLayerPinned: (i) => truth(view.layers[i]?.pinned ?? false),
-    ovnLayerSize: (i) => mebibytes(view.layers[i]?.sizeBytes ?? 0n),
-  };
-  // ovnLayerIndex: position, oldest first, from 1 (rows renumber when old layers are removed). At most 65535 rows.
-  const rows = Math.min(view.layers.length, 65535);
-  for (const [name, column] of Object.entries(LAYER_COLUMNS) as Array<[LayerColumnName, number]>) {
-    for (let i = 0; i < rows; i++) out.push({ oid: [...LAYER_ENTRY, column, i + 1], ...columns[name](i) });
+  const rows = Math.min(view.layers.length, MAX_LAYER_ROWS);
+  for (let i = 0; i < rows; i++) {
+    const values = layerValues(view, i);
+    for (const name of Object.keys(LAYER_COLUMNS) as LayerColumnName[]) out.push({ oid: layerInstance(name, i + 1), ...values[name] });
   }
   return out.sort((a, b) => compareOids(a.oid, b.oid));
 }

@@ -2,7 +2,10 @@
  * The page's reading of org.ovirt.Node values as cockpit.dbus delivers them (variants as {t, v}, 64-bit integers as
  * numbers): valid values parse, a bad value is reported and leaves only its own field unknown.
  */
-import { applyProperties, describeError, layerTree, parseCheck, parseLayers, parseTransactionSnapshot, previousLayer } from '../../src/cockpit/model';
+import {
+  applyProperties, bootStateBadge, bootVerdict, describeError, layerTree, parseCheck, parseLayers, parseTransactionRecord, parseTransactionSnapshot,
+  previousLayer, trialBanner, trialBannerText,
+} from '../../src/cockpit/model';
 
 const v = (t: string, value: unknown): { t: string; v: unknown } => ({ t, v: value });
 const layer = (name: string, base: string, extra: Record<string, unknown> = {}): Record<string, unknown> => ({
@@ -50,5 +53,45 @@ describe('cockpit page model', () => {
     expect(describeError({ name: 'org.ovirt.Node.Error.NotAuthorized', message: 'not authorized for org.ovirt.node.layers.pin' }))
       .toEqual({ name: 'org.ovirt.Node.Error.NotAuthorized', message: 'not authorized for org.ovirt.node.layers.pin' });
     expect(describeError({ problem: 'not-found', message: '' })).toEqual({ name: 'not-found', message: 'not-found' });
+  });
+
+  it('reads the boot assessment of each layer; a daemon without it means "never assessed"', () => {
+    const [a, b, c] = parseLayers([
+      layer('a-1-1+1', 'a-1-1'),
+      layer('b-1-1+1', 'b-1-1', { 'boot-state': v('s', 'good'), 'boot-state-reason': v('s', 'gates passed'), 'boot-state-changed': v('t', 1_767_225_600_000_000) }),
+      layer('c-1-1+1', 'c-1-1', { 'boot-state': v('s', 'bad'), 'boot-state-reason': v('s', 'unit vdsmd.service is failed'), 'boot-state-changed': v('t', 5) }),
+    ]);
+    expect(a).toMatchObject({ bootState: '', bootStateReason: '', bootStateChanged: 0 });
+    expect(b).toMatchObject({ bootState: 'good', bootStateReason: 'gates passed', bootStateChanged: 1_767_225_600_000_000 });
+    expect(c).toMatchObject({ bootState: 'bad', bootStateReason: 'unit vdsmd.service is failed' });
+    expect(() => parseLayers([layer('x+1', 'x', { 'boot-state': v('b', true) })])).toThrow(/boot-state: expected a string/);
+    expect(['', 'trial', 'good', 'bad', 'future'].map(bootStateBadge)).toEqual([
+      null, { text: 'on trial', tone: 'warning' }, { text: 'good', tone: 'success' }, { text: 'failed boot', tone: 'danger' }, { text: 'future', tone: 'info' },
+    ]);
+  });
+
+  it('the trial banner: pending before the trial boot, booted (with the fallback) during it, none otherwise', () => {
+    const layers = parseLayers([layer('a+1', 'a', { 'boot-state': v('s', 'good') }), layer('b+1', 'b', { 'boot-state': v('s', 'trial') })]);
+    const { state } = applyProperties({}, { TrialLayer: 'b+1', CurrentLayer: 'a+1', DefaultLayer: 'b+1' });
+    const pending = trialBanner({ ...state, layers });
+    expect(pending).toEqual({ phase: 'pending', layer: 'b+1' });
+    expect(trialBannerText(pending!)).toBe('b+1 boots once on the next reboot; it becomes the default only when its boot is confirmed.');
+    const booted = trialBanner({ ...state, layers, currentLayer: 'b+1', defaultLayer: 'a+1' });
+    expect(booted).toEqual({ phase: 'booted', layer: 'b+1', fallback: 'a+1' });
+    expect(trialBannerText(booted!)).toBe('This boot of b+1 is on trial; a reset returns to a+1.');
+    expect(trialBanner({ ...state, layers, trialLayer: '' })).toBeNull();
+    // A daemon without TrialLayer: the layer whose boot-state is "trial".
+    expect(trialBanner({ layers, currentLayer: 'b+1', defaultLayer: 'a+1' })).toEqual({ phase: 'booted', layer: 'b+1', fallback: 'a+1' });
+    expect(trialBanner({ layers: layers.slice(0, 1), currentLayer: 'a+1' })).toBeNull();
+  });
+
+  it('a boot-complete history record carries its verdict in the request', () => {
+    const r = parseTransactionRecord({
+      id: v('s', 't5'), kind: v('s', 'boot-complete'), state: v('s', 'succeeded'),
+      request: v('a{sv}', { layer: v('s', 'b+1'), verdict: v('s', 'bad'), reason: v('s', 'smoke test failed'), wait: v('b', true) }),
+    });
+    expect(r?.request).toEqual({ layer: 'b+1', verdict: 'bad', reason: 'smoke test failed' });
+    expect(bootVerdict(r!)).toEqual({ layer: 'b+1', verdict: 'bad', reason: 'smoke test failed' });
+    expect(bootVerdict({ ...r!, kind: 'upgrade' })).toBeNull();
   });
 });

@@ -56,6 +56,19 @@ describe('Cockpit page "Node Layers" in Chromium via cockpit-ws', () => {
       signature: 'ss', body: [iface, name],
     }))[0]);
   const layers = async (): Promise<Array<Record<string, unknown>>> => (await prop('Layers')) as Array<Record<string, unknown>>;
+  /** What the page shows of a layer's boot assessment: the badge's state and text, the details line under it. */
+  const bootShown = (p: Tab, layer: string): Promise<{ state: string; badge: string; details: string }> => p.evaluate(`(() => {
+    const row = document.querySelector('tr[data-layer=' + JSON.stringify(${JSON.stringify(layer)}) + ']');
+    const badge = row?.querySelector('.boot-state');
+    return { state: badge?.dataset.bootState ?? '', badge: badge?.innerText.trim() ?? '', details: row?.querySelector('.boot-reason')?.innerText.trim() ?? '' };
+  })()`);
+  /** The trial banner: its phase ('' when hidden), its words, and whether "Confirm boot" is offered. */
+  const banner = (p: Tab): Promise<{ phase: string; text: string; confirm: boolean }> => p.evaluate(`(() => {
+    const b = document.getElementById('trial-banner');
+    return { phase: b.hidden ? '' : b.dataset.phase, text: b.hidden ? '' : document.getElementById('trial-banner-text').innerText.trim(),
+      confirm: !b.hidden && !document.getElementById('confirm-boot-box').hidden && document.getElementById('confirm-boot').getBoundingClientRect().width > 0 };
+  })()`);
+  const sandboxReboot = async (): Promise<string> => String(ok(await root.call({ ...NODE, interface: 'org.ovirt.Node.Sandbox', member: 'Reboot' }))[0]);
   const bases = (p: Tab): Promise<string[]> => p.evaluate<string[]>(`[...document.querySelectorAll('#layers-table tbody')].map((g) => g.dataset.base)`);
   /** A screenshot into the artifacts directory: the whole page, or (fullPage false) what the viewport shows. */
   const shot = (p: Tab, name: string, fullPage = true): Promise<void> => p.screenshot(path.join(SHOTS, `${name}.png`), fullPage);
@@ -175,8 +188,13 @@ describe('Cockpit page "Node Layers" in Chromium via cockpit-ws', () => {
     // The tree: the base row, then its layer with current / boot default badges, size, boot entry.
     const tree = await page.evaluate<Array<{ base: string; layers: string[] }>>(`[...document.querySelectorAll('#layers-table tbody')].map((g) => ({
       base: g.dataset.base, layers: [...g.querySelectorAll('tr.layer-row')].map((r) => r.innerText.replace(/\\s+/g, ' ').trim()) }))`);
-    expect(tree).toEqual([{ base: NVR.v1, layers: [expect.stringMatching(new RegExp(`^└ ${NVR.v1.replace(/\./g, '\\.')}\\+1 current boot default 4\\.5\\.4-0\\.20250101\\.0 \\d+ MiB no \\S+ Pin$`))] }]);
+    expect(tree).toEqual([{ base: NVR.v1, layers: [expect.stringMatching(new RegExp(`^└ ${NVR.v1.replace(/\./g, '\\.')}\\+1 current boot default good 4\\.5\\.4-0\\.20250101\\.0 \\d+ MiB no \\S+ Pin$`))] }]);
     const [layer] = await layers();
+    // Boot assessment: the installed layer is good (the daemon's "boot-state"); nothing is on trial, no banner.
+    expect(layer?.['boot-state']).toBe('good');
+    expect(await bootShown(page, `${NVR.v1}+1`)).toEqual({ state: 'good', badge: 'good', details: '' });
+    expect(await prop('TrialLayer')).toBe('');
+    expect(await banner(page)).toEqual({ phase: '', text: '', confirm: false });
     expect(await page.textOf(`tr[data-layer="${NVR.v1}+1"] td[data-label="Boot entry"]`)).toBe(String(layer?.['boot-entry']));
 
     // Pool bars carry the daemon's percentages and the 80% threshold.
@@ -228,8 +246,17 @@ describe('Cockpit page "Node Layers" in Chromium via cockpit-ws', () => {
     // Live: the new base and layer are in the tree, the default moved, in the same document.
     await page.waitFor(`document.querySelector('tr[data-layer="${NVR.v2}+1"]') !== null`, 10_000, 'the new layer row');
     expect(await page.evaluate<boolean>('window.__notReloaded === true')).toBe(true);
-    expect(await page.textOf('#default-layer')).toBe(`${NVR.v2}+1 boots next`);
+    // Boot assessment: the new layer is on trial — it boots once next time and becomes the default only when
+    // its boot is confirmed; the banner says so (no "Confirm boot" yet: the host does not run it).
+    await page.waitFor(`document.getElementById('trial-banner').dataset.phase === 'pending'`, 10_000, 'the trial banner');
+    expect(await prop('TrialLayer')).toBe(`${NVR.v2}+1`);
+    expect(await prop('DefaultLayer')).toBe(`${NVR.v2}+1`);
+    expect(await page.textOf('#default-layer')).toBe(`${NVR.v2}+1 boots next on trial`);
     expect(await page.textOf(`tr[data-layer="${NVR.v2}+1"] th`)).toContain('boot default');
+    expect(await bootShown(page, `${NVR.v2}+1`)).toEqual({ state: 'trial', badge: 'on trial', details: '' });
+    expect(await banner(page)).toEqual({
+      phase: 'pending', text: `${NVR.v2}+1 boots once on the next reboot; it becomes the default only when its boot is confirmed.`, confirm: false,
+    });
     expect(await bases(page)).toEqual([NVR.v1, NVR.v2]);
     await page.waitFor(`/Upgrade\\s+succeeded/.test(document.getElementById('history').innerText)`, 10_000, 'the upgrade in the history');
 
@@ -246,6 +273,56 @@ describe('Cockpit page "Node Layers" in Chromium via cockpit-ws', () => {
     expect(await prop('Initiator', 'org.ovirt.Node.Transaction', `/org/ovirt/Node/Transaction/${String(last['id'])}`)).toMatch(/\buid 0 \(:/);
     await expectNoDefects(page);
   }, 120_000);
+
+  it('after the (sandbox) reboot the trial boot is announced; Confirm boot runs the gates, the layer becomes good, the banner goes', async () => {
+    const v1 = `${NVR.v1}+1`;
+    const v2 = `${NVR.v2}+1`;
+    await eventually(async () => (await prop('ActiveTransaction')) === '/', 30_000, 100);
+    expect(await sandboxReboot()).toBe(v2);
+    // The host runs the trial layer unconfirmed: a reset (or any reboot before the confirmation) returns to v1.
+    await page.waitFor(`document.getElementById('trial-banner').dataset.phase === 'booted'`, 10_000, 'the trial-boot banner');
+    expect(await prop('CurrentLayer')).toBe(v2);
+    expect(await prop('DefaultLayer')).toBe(v1);
+    expect(await banner(page)).toEqual({ phase: 'booted', text: `This boot of ${v2} is on trial; a reset returns to ${v1}.`, confirm: true });
+    expect(await page.textOf('#current-layer')).toBe(v2);
+    expect(await page.textOf('#default-layer')).toBe(`${v1} boots next`);
+    expect(await bootShown(page, v2)).toEqual({ state: 'trial', badge: 'on trial', details: '' });
+    expect(await page.textOf('#confirm-boot-help')).toContain(`If they pass, ${v2} becomes the boot default`);
+    expect(await page.unnamedControls()).toEqual([]);
+    await shot(page, '02a-trial-boot');
+    // The banner and its button at 360 px: no horizontal scrolling, the button on screen and named.
+    const narrow = await openPage(ws, { viewport: { width: 360, height: 800 }, isMobile: true, hasTouch: true });
+    await narrow.waitFor(`document.getElementById('trial-banner').dataset.phase === 'booted'`, 10_000, 'the trial-boot banner at 360 px');
+    expect(await narrow.evaluate<number>('document.documentElement.scrollWidth - document.documentElement.clientWidth')).toBeLessThanOrEqual(0);
+    const button = await narrow.evaluate<{ left: number; right: number; width: number }>(`(() => {
+      const r = document.getElementById('confirm-boot').getBoundingClientRect(); return { left: r.left, right: r.right, width: r.width }; })()`);
+    expect(button.width).toBeGreaterThan(0);
+    expect(button.left).toBeGreaterThanOrEqual(0);
+    expect(button.right).toBeLessThanOrEqual(360);
+    expect(await narrow.unnamedControls()).toEqual([]);
+    await shot(narrow, '02a-trial-boot-narrow', false);
+    await expectNoDefects(narrow);
+    await narrow.close();
+
+    await recordProgress(page);
+    await page.locator('#confirm-boot').click();
+    expect(await outcome(page, 60_000)).toEqual({ kind: 'success', text: `Boot of ${v2} confirmed: it is good and boots by default now.` });
+    // The page followed the transaction it started, like every other action.
+    expect((await recorded(page)).map((p) => p.heading)).toContainEqual(expect.stringMatching(new RegExp(`^Confirm boot of ${v2.replace(/[.+]/g, '\\$&')} — `)));
+    const [record] = unwrap(ok(await root.call({ ...LAYERS, member: 'GetHistory', signature: 'u', body: [1] }))[0]) as Array<Record<string, unknown>>;
+    expect(record).toMatchObject({ kind: 'boot-complete', state: 'succeeded', request: { layer: v2, verdict: 'good' } });
+    await page.waitFor(`document.getElementById('trial-banner').hidden`, 10_000, 'the banner to go');
+    await page.waitFor(`document.querySelector('tr[data-layer="${v2}"] .boot-state')?.dataset.bootState === 'good'`, 10_000, 'the good badge');
+    expect(await bootShown(page, v2)).toEqual({ state: 'good', badge: 'good', details: '' });
+    expect(await prop('DefaultLayer')).toBe(v2);
+    expect(await prop('TrialLayer')).toBe('');
+    expect((await layers()).find((l) => l['name'] === v2)?.['boot-state']).toBe('good');
+    await page.waitFor(`document.getElementById('default-layer').innerText.trim() === ${JSON.stringify(v2)}`, 10_000, 'the boot default to follow');
+    await page.waitFor(`document.querySelector('#history-table tbody tr')?.dataset.id === ${JSON.stringify(record?.['id'])}`, 10_000, 'the assessment in the history');
+    expect(await page.textOf('#history-table tbody tr')).toMatch(new RegExp(`Boot assessment\\s+succeeded\\s+${v2.replace(/[.+]/g, '\\$&')}: boot confirmed — `));
+    await shot(page, '02b-boot-confirmed');
+    await expectNoDefects(page);
+  }, 90_000);
 
   it('a failing upgrade (corrupted .sha256) shows the D-Bus error name and message, never success', async () => {
     const bad = await images.image(NVR.v3, { corrupt: 'checksum', fileName: 'v3-bad-checksum.img' });
@@ -290,7 +367,8 @@ describe('Cockpit page "Node Layers" in Chromium via cockpit-ws', () => {
     const result = await outcome(page);
     expect(result).toEqual({ kind: 'success', text: `Rollback to ${v1} succeeded.` });
     expect(await prop('DefaultLayer')).toBe(v1);
-    await page.waitFor(`document.getElementById('default-layer').innerText.trim() === ${JSON.stringify(v1)}`, 10_000, 'the default layer to change');
+    // The host runs v2 (booted and confirmed above): v1 is what boots next.
+    await page.waitFor(`document.getElementById('default-layer').innerText.trim() === ${JSON.stringify(`${v1} boots next`)}`, 10_000, 'the default layer to change');
     expect(await page.textOf(`tr[data-layer="${v1}"] th`)).toContain('boot default');
     expect(await page.textOf(`tr[data-layer="${NVR.v2}+1"] th`)).not.toContain('boot default');
 
@@ -363,7 +441,7 @@ describe('Cockpit page "Node Layers" in Chromium via cockpit-ws', () => {
     expect(await prop('State', 'org.ovirt.Node.Transaction', tx)).toBe('cancelled');
     expect((await outcome(page)).kind).toBe('info');
     await expect(late.locator('#upgrade-newest').isDisabled()).resolves.toBe(false);
-    expect(await late.textOf('#default-layer')).toBe(await prop('DefaultLayer'));
+    expect(await late.textOf('#default-layer')).toBe(`${String(await prop('DefaultLayer'))} boots next`);
     expect(await prop('DefaultLayer')).toBe(`${NVR.v1}+1`);
     await shot(late, '07-cancelled');
     await expectNoDefects(late);
@@ -378,7 +456,8 @@ describe('Cockpit page "Node Layers" in Chromium via cockpit-ws', () => {
     // The compiled CLI, as root, on the private bus (bus.run sets DBUS_SYSTEM_BUS_ADDRESS); it follows the
     // transaction to its end.
     const cli = await bus.run('root', [process.execPath, NODECTL, 'upgrade', v3.imagePath], { timeoutMs: 120_000 });
-    expect({ code: cli.code, stderr: cli.stderr }).toEqual({ code: 0, stderr: expect.stringMatching(/\[100%\] set-default: done/) });
+    // boot assessment: the upgrade's last step puts the new layer on trial (it boots once next time)
+    expect({ code: cli.code, stderr: cli.stderr }).toEqual({ code: 0, stderr: expect.stringMatching(/\[100%\] start-trial: done/) });
     const [record] = unwrap(ok(await root.call({ ...LAYERS, member: 'GetHistory', signature: 'u', body: [1] }))[0]) as Array<Record<string, unknown>>;
     expect(record).toMatchObject({ kind: 'upgrade', state: 'succeeded' });
     const txId = String(record?.['id']);
@@ -398,13 +477,45 @@ describe('Cockpit page "Node Layers" in Chromium via cockpit-ws', () => {
     await page.waitFor(`document.querySelector('tr[data-layer="${NVR.v3}+1"]') !== null`, 10_000, 'the new layer row');
     expect(await page.evaluate<boolean>('window.__notReloaded === true')).toBe(true);
     expect(await bases(page)).toEqual([NVR.v1, NVR.v2, NVR.v3]);
-    await page.waitFor(`document.getElementById('default-layer').innerText.trim() === ${JSON.stringify(`${NVR.v3}+1 boots next`)}`, 10_000, 'the new boot default');
+    await page.waitFor(`document.getElementById('default-layer').innerText.trim() === ${JSON.stringify(`${NVR.v3}+1 boots next on trial`)}`, 10_000, 'the new boot default');
+    expect(await bootShown(page, `${NVR.v3}+1`)).toEqual({ state: 'trial', badge: 'on trial', details: '' });
+    expect((await banner(page)).phase).toBe('pending');
     expect(await page.textOf(`tr[data-layer="${NVR.v3}+1"] th`)).toContain('boot default');
     await page.waitFor(`document.querySelector('#history-table tbody tr')?.dataset.id === ${JSON.stringify(txId)}`, 10_000, 'the upgrade in the history');
     expect(await page.textOf('#history-table tbody tr')).toMatch(/Upgrade\s+succeeded/);
     await shot(page, '08-nodectl-upgraded');
     await expectNoDefects(page);
   }, 150_000);
+
+  it('a boot reported bad: "failed boot" with the reason as text, the outcome says so, the last good layer is the default again', async () => {
+    const v2 = `${NVR.v2}+1`;
+    const v3 = `${NVR.v3}+1`;
+    // v3 was put on trial by nodectl while v1 was the saved default (the rollback test made it so): the fallback.
+    const fallback = `${NVR.v1}+1`;
+    await eventually(async () => (await prop('ActiveTransaction')) === '/', 30_000, 100);
+    expect(await sandboxReboot()).toBe(v3);
+    await page.waitFor(`document.getElementById('trial-banner').dataset.phase === 'booted'`, 10_000, 'the trial-boot banner');
+    expect((await banner(page)).text).toBe(`This boot of ${v3} is on trial; a reset returns to ${fallback}.`);
+    // An external health check (CompleteBoot with a verdict, here over D-Bus as root) reports the boot bad.
+    const reason = 'smoke test: vdsmd did not answer within 120 s; storage domain 3f2a9c0e-7d1b-4c55-9e0a-1b2c3d4e5f60 unreachable';
+    ok(await root.call({ ...LAYERS, member: 'CompleteBoot', signature: 'a{sv}', body: [{ verdict: v('s', 'bad'), reason: v('s', reason) }] }));
+    // The open page attaches to the assessment and tells its verdict.
+    expect(await outcome(page, 60_000)).toEqual({ kind: 'danger', text: `Boot of ${v3} failed: ${reason}. The last good layer boots by default again.` });
+    await page.waitFor(`document.querySelector('tr[data-layer="${v3}"] .boot-state')?.dataset.bootState === 'bad'`, 10_000, 'the failed-boot badge');
+    const shown = await bootShown(page, v3);
+    expect(shown).toEqual({ state: 'bad', badge: 'failed boot', details: expect.stringMatching(/^Failed boot: /) });
+    expect(shown.details).toContain(reason);
+    const layer = (await layers()).find((l) => l['name'] === v3);
+    expect(layer).toMatchObject({ 'boot-state': 'bad', 'boot-state-reason': reason });
+    await page.waitFor(`document.getElementById('trial-banner').hidden`, 10_000, 'the banner to go');
+    expect(await prop('TrialLayer')).toBe('');
+    expect(await prop('DefaultLayer')).toBe(fallback);
+    await page.waitFor(`document.getElementById('default-layer').innerText.trim() === ${JSON.stringify(`${fallback} boots next`)}`, 10_000, 'the default to fall back');
+    await page.waitFor(`/${v3.replace(/[.+]/g, '\\$&')}: boot failed — smoke test/.test(document.getElementById('history').innerText)`, 10_000, 'the verdict in the history');
+    expect(await bootShown(page, v2)).toMatchObject({ state: 'good' });
+    await shot(page, '08a-boot-failed');
+    await expectNoDefects(page);
+  }, 90_000);
 
   it('a tab whose bridge runs as nobody: reads everything, and every change is NotAuthorized, shown honestly', async () => {
     const nobodyWs = await CockpitWs.start({ systemBus: bus.address, dataDir: path.join(dir, 'share'), user: { uid: NOBODY_UID, gid: NOBODY_GID, home: '/nonexistent' } });

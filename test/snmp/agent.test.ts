@@ -135,6 +135,60 @@ describe('imgbased-snmp with snmpd, snmptrapd and the sandbox daemon', () => {
   const last = (p: Record<string, unknown>): Record<string, unknown> =>
     Object.fromEntries(Object.entries(p['LastTransaction'] as Record<string, dbus.Variant>).map(([k, v]) => [k, v.value as unknown]));
   const truth = (b: unknown): string => (b === true ? 'true(1)' : 'false(2)');
+  /** OvnBootState as snmpwalk prints it, from the daemon's "boot-state". */
+  const bootStateLabel = (s: unknown): string => ({ '': 'notAssessed(1)', trial: 'trial(2)', good: 'good(3)', bad: 'bad(4)' } as Record<string, string>)[String(s)] ?? 'other(5)';
+
+  /** A manager method as root over the private bus (dbus-next: variants as dbus.Variant). */
+  const callLayers = async (member: string, signature: string, body: unknown[]): Promise<unknown[]> =>
+    (await conn.call(new dbus.Message({ destination: 'org.ovirt.Node', path: '/org/ovirt/Node', interface: 'org.ovirt.Node.Layers', member, signature, body })))?.body ?? [];
+  /** Wait until the transaction at `txPath` has ended; its State. */
+  const ended = async (txPath: string): Promise<string> => {
+    let state = '';
+    await eventually(async () => {
+      const reply = await conn.call(new dbus.Message({
+        destination: 'org.ovirt.Node', path: txPath, interface: 'org.freedesktop.DBus.Properties', member: 'Get',
+        signature: 'ss', body: ['org.ovirt.Node.Transaction', 'State'],
+      }));
+      state = String((reply?.body[0] as dbus.Variant).value);
+      return ['succeeded', 'failed', 'cancelled'].includes(state);
+    }, 60_000, 100);
+    return state;
+  };
+  const sandboxReboot = async (): Promise<string> => {
+    const reply = await conn.call(new dbus.Message({ destination: 'org.ovirt.Node', path: '/org/ovirt/Node', interface: 'org.ovirt.Node.Sandbox', member: 'Reboot' }));
+    return String(reply?.body[0]);
+  };
+  /**
+   * The boot assessment as the MIB serves it (snmpget -Oqv: ovnTrialLayer.0, ovnCurrentLayer.0, ovnDefaultLayer.0,
+   * then per row its name, ovnLayerBootState and ovnLayerBootStateReason), and the same read from the daemon's
+   * properties; equal once the subagent has caught up.
+   */
+  const bootAssessment = async (): Promise<{ snmp: string[]; daemon: string[] }> => {
+    const p = await props();
+    const rows = layerRows(p);
+    const names = ['ovnTrialLayer.0', 'ovnCurrentLayer.0', 'ovnDefaultLayer.0',
+      ...rows.flatMap((_l, i) => [`ovnLayerName.${i + 1}`, `ovnLayerBootState.${i + 1}`, `ovnLayerBootStateReason.${i + 1}`])];
+    const r = await snmpTool('snmpget', ['-v2c', '-c', 'public', '-Oqv', '-Oe', target(), ...names.map((n) => `${MODULE}::${n}`)]);
+    if (r.code !== 0) throw new Error(`snmpget: ${r.stderr}`);
+    const num = (s: unknown): string => String({ '': 1, trial: 2, good: 3, bad: 4 }[String(s)] ?? 5);
+    const daemon = [String(p['TrialLayer']), String(p['CurrentLayer']), String(p['DefaultLayer']),
+      ...rows.flatMap((l) => [String(l['name']), num(l['boot-state']), String(l['boot-state-reason'])])];
+    // -Oqv prints an empty string as "" (and quotes text with spaces): compare the unquoted values.
+    const snmp = r.stdout.replace(/\n$/, '').split('\n').map((x) => x.replace(/^"(.*)"$/, '$1'));
+    return { snmp, daemon };
+  };
+  const expectBootAssessment = async (): Promise<{ snmp: string[]; daemon: string[] }> => {
+    let last: { snmp: string[]; daemon: string[] } = { snmp: [], daemon: [] };
+    try {
+      await eventually(async () => {
+        last = await bootAssessment();
+        return JSON.stringify(last.snmp) === JSON.stringify(last.daemon);
+      }, 10_000, 100);
+    } catch {
+      expect(last.snmp).toEqual(last.daemon);
+    }
+    return last;
+  };
 
   it('tells systemd READY=1, then STATUS= with the registration and the daemon\'s reachability', async () => {
     await notify.waitFor((d) => d.pid === subagent.pid && d.data.split('\n').includes('READY=1'));
@@ -164,8 +218,12 @@ describe('imgbased-snmp with snmpd, snmptrapd and the sandbox daemon', () => {
       expect(out).toContain(line(`ovnLayerCurrent.${i + 1}`, `INTEGER: ${truth(l['current'])}`));
       expect(out).toContain(line(`ovnLayerSize.${i + 1}`, `Gauge32: ${Number(BigInt(l['size'] as bigint) / 1048576n)} MiB`));
     });
-    // every object of the MIB but the not-accessible index is there: 26 scalars + 7 columns × rows
-    expect(out.trim().split('\n')).toHaveLength(26 + 7 * layers.length);
+    expect(out).toContain(line('ovnTrialLayer.0', `STRING: ${String(p['TrialLayer'])}`));
+    layers.forEach((l, i) => {
+      expect(out).toContain(line(`ovnLayerBootState.${i + 1}`, `INTEGER: ${bootStateLabel(l['boot-state'])}`));
+    });
+    // every object of the MIB but the not-accessible index is there: 27 scalars + 9 columns × rows
+    expect(out.trim().split('\n')).toHaveLength(27 + 9 * layers.length);
   });
 
   it('snmpbulkwalk returns the same as snmpwalk; snmpget and snmptable read single values and the table', async () => {
@@ -181,9 +239,13 @@ describe('imgbased-snmp with snmpd, snmptrapd and the sandbox daemon', () => {
     const table = await snmpTool('snmptable', ['-v2c', '-c', 'public', '-Cf', '|', '-Ci', target(), `${MODULE}::ovnLayerTable`]);
     expect(table.stderr).toBe('');
     const rows = table.stdout.trim().split('\n');
-    expect(rows).toContain('index|ovnLayerName|ovnLayerKind|ovnLayerBase|ovnLayerCurrent|ovnLayerDefault|ovnLayerPinned|ovnLayerSize');
+    expect(rows).toContain('index|ovnLayerName|ovnLayerKind|ovnLayerBase|ovnLayerCurrent|ovnLayerDefault|ovnLayerPinned|ovnLayerSize'
+      + '|ovnLayerBootState|ovnLayerBootStateReason');
     const l0 = layerRows(p)[0] ?? {};
-    expect(rows).toContain(`1|${String(l0['name'])}|layer|${String(l0['base'])}|true|true|false|${Number(BigInt(l0['size'] as bigint) / 1048576n)} MiB`);
+    // the installed layer's boot is good ("installed")
+    expect(rows).toContain(`1|${String(l0['name'])}|layer|${String(l0['base'])}|true|true|false|${Number(BigInt(l0['size'] as bigint) / 1048576n)} MiB`
+      + `|${String(l0['boot-state'])}|${String(l0['boot-state-reason'])}`);
+    expect(l0['boot-state']).toBe('good');
     // the MIB is read-only: a set is refused
     const set = await snmpTool('snmpset', ['-v2c', '-c', 'public', target(), `${MODULE}::ovnCurrentLayer.0`, 's', 'x']);
     expect(set.code).not.toBe(0);
@@ -197,7 +259,8 @@ describe('imgbased-snmp with snmpd, snmptrapd and the sandbox daemon', () => {
     await eventually(async () => (await get('ovnActiveTxId.0', 'ovnActiveTxKind.0')) === `${txId}\nupgrade`, 30_000, 20);
     const out = await traps.waitFor((o) => o.includes(`${ROOT_OID}.0.1`) && o.includes(txId), 60_000);
     const finished = await upgrade.done;
-    expect(finished).toEqual({ code: 0, stderr: expect.stringMatching(/\[100%\] set-default: done/) });
+    // boot assessment: the new layer's last step puts it on trial (it boots once; saved_entry stays the good layer)
+    expect(finished).toEqual({ code: 0, stderr: expect.stringMatching(/\[100%\] start-trial: done/) });
     // the notification carries its OBJECTS with the new values
     expect(out).toContain(`${ROOT_OID}.1.5.1.0 = STRING: ${txId}`);
     expect(out).toContain(`${ROOT_OID}.1.5.2.0 = STRING: upgrade`);
@@ -215,6 +278,63 @@ describe('imgbased-snmp with snmpd, snmptrapd and the sandbox daemon', () => {
     expect(out2).toContain(`${ROOT_OID}.1.5.6.0 = STRING: org.ovirt.Node.Error.NotNewer`);
     expect(await get('ovnLastTxResult.0', 'ovnLastTxErrorName.0')).toBe(['failed', 'org.ovirt.Node.Error.NotNewer'].join('\n'));
   }, 120_000);
+
+  it('boot assessment: the table follows upgrade → reboot → CompleteBoot; a boot reported bad sends ovnLayerBootFailed', async () => {
+    const v1 = `${NVR.v1}+1`;
+    const v2 = `${NVR.v2}+1`;
+    const v3 = `${NVR.v3}+1`;
+    // After the upgrade above, v2 waits for its one trial boot: it is the layer the next boot starts.
+    let seen = await expectBootAssessment();
+    expect(seen.snmp.slice(0, 3)).toEqual([v2, v1, v2]);
+    expect(seen.snmp.slice(3)).toEqual([v1, '3', expect.any(String), v2, '2', expect.any(String)]);
+    expect(await get('ovnLayerBootState.1', 'ovnLayerBootState.2')).toBe('good\ntrial');
+
+    // The sandbox "reboot" boots it once: it runs on trial, and a reset would come back on v1.
+    expect(await sandboxReboot()).toBe(v2);
+    seen = await expectBootAssessment();
+    expect(seen.snmp.slice(0, 3)).toEqual([v2, v2, v1]);
+    expect(seen.snmp[7]).toBe('2');
+
+    // CompleteBoot with the configured gates (none required in the sandbox but a health report that is not failed).
+    const [confirmTx] = await callLayers('CompleteBoot', 'a{sv}', [{}]);
+    expect(await ended(String(confirmTx))).toBe('succeeded');
+    seen = await expectBootAssessment();
+    expect(seen.snmp.slice(0, 3)).toEqual(['', v2, v2]);
+    expect(seen.snmp.slice(6, 8)).toEqual([v2, '3']);
+    expect(await get('ovnLastTxKind.0', 'ovnLastTxResult.0')).toBe('boot-complete\nsucceeded');
+    expect(traps.output).not.toContain(`${ROOT_OID}.0.5 `);
+
+    // The next image: upgrade, trial boot, and an external health check reports the boot bad.
+    const img = await images.image(NVR.v3, { extraMb: 16 });
+    // keep every base: the later tests still use the first layer (the default KeepBases would collect it)
+    const [upTx] = await callLayers('Upgrade', 'sa{sv}', [img.imagePath, { keep: new dbus.Variant('u', 5) }]);
+    expect(await ended(String(upTx))).toBe('succeeded');
+    expect(await sandboxReboot()).toBe(v3);
+    await expectBootAssessment();
+    const reason = 'smoke test: vdsm did not answer in 120 s — see journalctl -u vdsmd';
+    const [badTx] = await callLayers('CompleteBoot', 'a{sv}', [{ verdict: new dbus.Variant('s', 'bad'), reason: new dbus.Variant('s', reason) }]);
+    expect(await ended(String(badTx))).toBe('succeeded');
+    const out = await traps.waitFor((o) => o.includes(`${ROOT_OID}.0.5`) && o.includes(v3), 30_000);
+    const trap = out.slice(out.indexOf(`= OID: ${ROOT_OID}.0.5`));
+    // ovnLayerName.3 and ovnLayerBootStateReason.3 (the layer's row), then ovnCurrentLayer.0 and ovnDefaultLayer.0
+    expect(trap).toContain(`${ROOT_OID}.1.6.1.2.3 = STRING: ${v3}`);
+    expect(trap).toContain(`${ROOT_OID}.1.6.1.10.3 = STRING: ${reason}`);
+    expect(trap).toContain(`${ROOT_OID}.1.1.3.0 = STRING: ${v3}`);
+    expect(trap).toContain(`${ROOT_OID}.1.1.4.0 = STRING: ${v2}`);
+    seen = await expectBootAssessment();
+    expect(seen.snmp.slice(0, 3)).toEqual(['', v3, v2]);
+    expect(seen.snmp.slice(9)).toEqual([v3, '4', reason]);
+    expect(await get('ovnLayerBootState.3')).toBe('bad');
+    // once per change: the same bad layer is not news again
+    const count = (): number => traps.output.split(`= OID: ${ROOT_OID}.0.5`).length - 1;
+    expect(count()).toBe(1);
+    await callLayers('Pin', 'sb', [v3, true]);
+    await eventually(async () => (await get('ovnLayerPinned.3')) === 'true', 10_000, 100);
+    await callLayers('Pin', 'sb', [v3, false]);
+    await eventually(async () => (await get('ovnLayerPinned.3')) === 'false', 10_000, 100);
+    await sleep(300);
+    expect(count()).toBe(1);
+  }, 180_000);
 
   it('daemon restart: unreachable while down (values kept), then current again and still subscribed', async () => {
     const before = await get('ovnDefaultLayer.0');

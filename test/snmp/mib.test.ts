@@ -4,8 +4,10 @@
  * to the same name in the MIB (both directions: no object in the MIB without a constant, no constant without an
  * object).
  */
+import * as path from 'node:path';
 import * as snmp from 'net-snmp';
-import { LAYER_COLUMNS, LAYER_ENTRY, LAYER_INDEX_COLUMN, LAYER_TABLE, MIB_MODULE, NOTIFICATION_OBJECTS, NOTIFICATIONS, ROOT, SCALARS } from '../../src/snmp/mib-tree';
+import { REPO, runCommand } from '../bus/harness';
+import { BOOT_STATE, LAYER_COLUMNS, LAYER_ENTRY, LAYER_INDEX_COLUMN, LAYER_TABLE, MIB_MODULE, NOTIFICATION_OBJECTS, NOTIFICATIONS, ROOT, SCALARS } from '../../src/snmp/mib-tree';
 import { formatOid } from '../../src/snmp/oid';
 import { MIB_FILE, snmpTool } from './snmp-harness';
 
@@ -18,6 +20,8 @@ const ALL: Record<string, readonly number[]> = {
   ...Object.fromEntries(Object.entries(LAYER_COLUMNS).map(([k, c]) => [k, [...LAYER_ENTRY, c]])),
   ...NOTIFICATIONS,
 };
+
+const SMILINT = '/usr/bin/smilint';
 
 describe('OVIRT-NODE-LAYERS-MIB', () => {
   it('snmptranslate loads it without a warning or error (-Pw -PW, conflicts are errors)', async () => {
@@ -34,6 +38,19 @@ describe('OVIRT-NODE-LAYERS-MIB', () => {
     expect(r.stdout.trim()).toBe(`.${formatOid(ROOT)}`);
   });
 
+  // libsmi's smilint (Debian package smitools), the strict SMIv2 checker, at level 4 (warnings included). The
+  // SNMPv2 base modules come from npm net-snmp's copy (Debian's libsmi ships none without the non-free mibs).
+  it('smilint -l 4 finds nothing to say (smitools is in scripts/apt-packages.txt)', async () => {
+    const r = await runCommand([SMILINT, '-l', '4', '-s', MIB_FILE], { env: { SMIPATH: path.join(REPO, 'node_modules/net-snmp/lib/mibs') } });
+    expect({ code: r.code, out: `${r.stdout}${r.stderr}` }).toEqual({ code: 0, out: '' });
+  });
+
+  it('OvnBootState enumerates notAssessed(1) .. other(5) as mib-tree.ts numbers them', async () => {
+    const r = await snmpTool('snmptranslate', ['-m', MIB_MODULE, '-Td', `${MIB_MODULE}::ovnLayerBootState`]);
+    expect(r.stdout).toMatch(/SYNTAX\s+INTEGER\s*\{notAssessed\(1\), trial\(2\), good\(3\), bad\(4\), other\(5\)\s*\}/);
+    expect(BOOT_STATE).toEqual({ notAssessed: 1, trial: 2, good: 3, bad: 4, other: 5 });
+  });
+
   it('every constant in mib-tree.ts is the MIB\'s OID for that name, and the MIB has nothing else', async () => {
     const names = Object.keys(ALL);
     const r = await snmpTool('snmptranslate', ['-m', MIB_MODULE, '-On', ...names.map((n) => `${MIB_MODULE}::${n}`)]);
@@ -46,7 +63,7 @@ describe('OVIRT-NODE-LAYERS-MIB', () => {
     const objects = new Set(ours.map((m) => m[1]));
     const plainNodes = ['ovnNotifications', 'ovnObjects', 'ovnConformance', 'ovnHost', 'ovnPool', 'ovnUpdate', 'ovnActiveTx', 'ovnLastTx',
       'ovnCompliances', 'ovnGroups', 'ovnCompliance', 'ovnHostGroup', 'ovnPoolGroup', 'ovnUpdateGroup', 'ovnTransactionGroup', 'ovnLayerGroup',
-      'ovnNotificationGroup'];
+      'ovnNotificationGroup', 'ovnComplianceBootAssessment', 'ovnBootAssessmentGroup', 'ovnBootNotificationGroup'];
     expect([...objects].filter((n) => n !== undefined && !plainNodes.includes(n)).sort()).toEqual(names.sort());
   });
 

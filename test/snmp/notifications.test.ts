@@ -56,4 +56,29 @@ describe('notifications', () => {
     ]);
     expect(vbs.slice(1).map((x) => ('value' in x && Buffer.isBuffer(x.value) ? x.value.toString() : ''))).toEqual(['t2', 'upgrade', 'b+1', 'a+1']);
   });
+
+  it('a layer whose boot-state turns bad → ovnLayerBootFailed about that row; already bad or first view → nothing', () => {
+    const row = (name: string, bootState: string, bootStateReason = ''): DaemonView['layers'][number] => ({
+      name, kind: 'layer', base: name.replace(/\+\d+$/, ''), sizeBytes: 0n, current: false, default: false, pinned: false, bootState, bootStateReason,
+    });
+    const trial: DaemonView = { ...base, currentLayer: 'b+1', defaultLayer: 'a+1', trialLayer: 'b+1', layers: [row('a+1', 'good'), row('b+1', 'trial')] };
+    const bad: DaemonView = { ...trial, trialLayer: '', layers: [row('a+1', 'good'), row('b+1', 'bad', 'vdsmd.service is not active')] };
+    const found = detectNotifications(trial, bad, S);
+    expect(found).toEqual([{ name: 'ovnLayerBootFailed', reason: 'layer b+1 boot failed: vdsmd.service is not active', layerIndex: 2 }]);
+    expect(names(bad, bad)).toEqual([]);
+    expect(names(undefined, bad)).toEqual([]);
+    expect(names(trial, { ...trial, layers: [row('a+1', 'good'), row('b+1', 'good')] })).toEqual([]);
+    // a trial layer the subagent never saw as trial (e.g. coalesced changes) is news too once bad
+    expect(names({ ...trial, layers: [row('a+1', 'good')] }, bad)).toEqual(['ovnLayerBootFailed']);
+
+    const vbs = notificationVarbinds('ovnLayerBootFailed', bad, S, 2);
+    expect(vbs[0]).toEqual({ oid: SNMP_TRAP_OID_0, type: ValueType.ObjectIdentifier, value: NOTIFICATIONS.ovnLayerBootFailed });
+    expect(formatOid(NOTIFICATIONS.ovnLayerBootFailed)).toBe('1.3.6.1.4.1.2312.13.2.0.5');
+    expect(vbs.slice(1).map((x) => formatOid(x.oid))).toEqual([
+      '1.3.6.1.4.1.2312.13.2.1.6.1.2.2', '1.3.6.1.4.1.2312.13.2.1.6.1.10.2', '1.3.6.1.4.1.2312.13.2.1.1.3.0', '1.3.6.1.4.1.2312.13.2.1.1.4.0',
+    ]);
+    expect(vbs.slice(1).map((x) => ('value' in x && Buffer.isBuffer(x.value) ? x.value.toString() : ''))).toEqual([
+      'b+1', 'vdsmd.service is not active', 'b+1', 'a+1',
+    ]);
+  });
 });

@@ -5,7 +5,7 @@ import type { DaemonView } from '../../src/snmp/daemon-view';
 import { applyManagerProperties, applyProgress, applyTransactionProperties, EMPTY_VIEW, unwrapVariants } from '../../src/snmp/daemon-view';
 import { LAYER_COLUMNS, LAYER_ENTRY, SCALARS } from '../../src/snmp/mib-tree';
 import { compareOids, formatOid } from '../../src/snmp/oid';
-import { buildVarbinds, dateAndTime, percentHundredths, utf8String } from '../../src/snmp/varbinds';
+import { bootStateNumber, buildVarbinds, dateAndTime, percentHundredths, utf8String } from '../../src/snmp/varbinds';
 import type { VarbindValue } from '../../src/snmp/agentx-pdu';
 
 const valueOf = (v: VarbindValue): unknown => ('value' in v ? v.value : undefined);
@@ -17,12 +17,15 @@ const PROPS = {
   Layers: [
     { name: V('s', 'ovirt-node-ng-4.5.4-0.20250101.0+1'), kind: V('s', 'layer'), base: V('s', 'ovirt-node-ng-4.5.4-0.20250101.0'),
       version: V('s', '4.5.4'), release: V('s', '0.20250101.0'), size: V('t', 5n * 1024n ** 3n), current: V('b', true), default: V('b', false),
-      pinned: V('b', true), 'boot-entry': V('s', 'x'), 'read-only': V('b', false) },
+      pinned: V('b', true), 'boot-entry': V('s', 'x'), 'read-only': V('b', false),
+      'boot-state': V('s', 'good'), 'boot-state-reason': V('s', ''), 'boot-state-changed': V('t', 1n) },
     { name: V('s', 'ovirt-node-ng-4.5.5-0.20250301.0+1'), kind: V('s', 'layer'), base: V('s', 'ovirt-node-ng-4.5.5-0.20250301.0'),
-      size: V('t', 6n * 1024n ** 3n + 5n), current: V('b', false), default: V('b', true), pinned: V('b', false) },
+      size: V('t', 6n * 1024n ** 3n + 5n), current: V('b', false), default: V('b', true), pinned: V('b', false),
+      'boot-state': V('s', 'trial'), 'boot-state-reason': V('s', 'installed by upgrade t1; boots once'), 'boot-state-changed': V('t', 2n) },
   ],
   CurrentLayer: 'ovirt-node-ng-4.5.4-0.20250101.0+1',
   DefaultLayer: 'ovirt-node-ng-4.5.5-0.20250301.0+1',
+  TrialLayer: 'ovirt-node-ng-4.5.5-0.20250301.0+1',
   Pool: { size: V('t', 100n * 1024n ** 3n), free: V('t', 40n * 1024n ** 3n), 'data-percent': V('d', 60.126), 'metadata-percent': V('d', 3.5), 'autoextend-threshold': V('i', 70) },
   Health: 'warn',
   ActiveTransaction: '/',
@@ -75,12 +78,18 @@ describe('daemon view → varbinds', () => {
     expect(m.get(col(LAYER_COLUMNS.ovnLayerDefault, 1))).toBe(2);
     expect(m.get(col(LAYER_COLUMNS.ovnLayerPinned, 1))).toBe(1);
     expect(m.get(col(LAYER_COLUMNS.ovnLayerSize, 2))).toBe(6144);
+    expect(str(at(SCALARS.ovnTrialLayer))).toBe(PROPS.TrialLayer);
+    expect(m.get(col(LAYER_COLUMNS.ovnLayerBootState, 1))).toBe(3); // good(3)
+    expect(m.get(col(LAYER_COLUMNS.ovnLayerBootState, 2))).toBe(2); // trial(2)
+    expect(str(col(LAYER_COLUMNS.ovnLayerBootStateReason, 1))).toBe('');
+    expect(str(col(LAYER_COLUMNS.ovnLayerBootStateReason, 2))).toBe('installed by upgrade t1; boots once');
     expect(m.has(col(1, 1))).toBe(false); // ovnLayerIndex is not-accessible
   });
 
-  it('is sorted by OID and has every scalar plus 7 columns per layer', () => {
+  it('is sorted by OID and has every scalar plus 9 columns per layer', () => {
     const vbs = buildVarbinds(viewOf(PROPS), { poolUsageThreshold: 90 });
-    expect(vbs).toHaveLength(Object.keys(SCALARS).length + 7 * 2);
+    expect(Object.keys(LAYER_COLUMNS)).toHaveLength(9);
+    expect(vbs).toHaveLength(Object.keys(SCALARS).length + 9 * 2);
     for (let i = 1; i < vbs.length; i++) expect(compareOids(vbs[i - 1]?.oid ?? [], vbs[i]?.oid ?? [])).toBeLessThan(0);
     expect(buildVarbinds(EMPTY_VIEW, { poolUsageThreshold: 90 })).toHaveLength(Object.keys(SCALARS).length);
   });
@@ -100,7 +109,7 @@ describe('daemon view → varbinds', () => {
       unwrapVariants({ ...PROPS, Health: 'purple', Pool: 'full', Layers: [{ name: V('s', 'x'), size: V('s', 'big') }] }) as Record<string, unknown>);
     expect(view.health).toBe('unknown');
     expect(view.pool).toEqual(EMPTY_VIEW.pool);
-    expect(view.layers).toEqual([{ name: 'x', kind: 'layer', base: '', sizeBytes: 0n, current: false, default: false, pinned: false }]);
+    expect(view.layers).toEqual([{ name: 'x', kind: 'layer', base: '', sizeBytes: 0n, current: false, default: false, pinned: false, bootState: '', bootStateReason: '' }]);
     expect(view.currentLayer).toBe(PROPS.CurrentLayer);
     expect(problems).toEqual(expect.arrayContaining([expect.stringMatching(/^Health/), expect.stringMatching(/^Pool/), expect.stringMatching(/size/)]));
   });
@@ -114,5 +123,25 @@ describe('daemon view → varbinds', () => {
     expect(active).toEqual({ id: 't9', kind: 'upgrade', percent: 10, step: 'create-base' });
     expect(applyProgress(active, [55, 'write-base', 'Writing', 1n, 2n])).toEqual({ id: 't9', kind: 'upgrade', percent: 55, step: 'write-base' });
     expect(applyProgress(active, ['x'])).toEqual(active);
+  });
+
+  it('boot assessment: every boot-state maps to OvnBootState; a daemon without it reads as notAssessed(1) and no trial layer', () => {
+    expect(['', 'trial', 'good', 'bad', 'purple'].map(bootStateNumber)).toEqual([1, 2, 3, 4, 5]);
+    const { TrialLayer: _none, ...before } = PROPS;
+    const old = viewOf({ ...before, Layers: [{ name: V('s', 'a+1'), kind: V('s', 'layer'), base: V('s', 'a'), size: V('t', 0n),
+      current: V('b', true), default: V('b', true), pinned: V('b', false) }] });
+    expect(old.trialLayer).toBe('');
+    const m = byOid(old);
+    expect(m.get(col(LAYER_COLUMNS.ovnLayerBootState, 1))).toBe(1);
+    expect((m.get(at(SCALARS.ovnTrialLayer)) as Buffer).toString()).toBe('');
+    // a reason is free text: UTF-8, cut at a character boundary like the other OvnUtf8String objects
+    const { view } = applyManagerProperties({ ...EMPTY_VIEW, reachable: true }, unwrapVariants({ Layers: [{ name: V('s', 'b+1'), kind: V('s', 'layer'),
+      base: V('s', 'b'), size: V('t', 0n), current: V('b', false), default: V('b', false), pinned: V('b', false), 'boot-state': V('s', 'bad'),
+      'boot-state-reason': V('s', `vdsmd.service not active — ${'é'.repeat(200)}`) }] }) as Record<string, unknown>);
+    const reason = byOid(view).get(col(LAYER_COLUMNS.ovnLayerBootStateReason, 1)) as Buffer;
+    expect(reason.length).toBeLessThanOrEqual(255);
+    expect(reason.toString('utf8')).toMatch(/^vdsmd\.service not active — é+$/);
+    const bad = applyManagerProperties(view, { Layers: [{ name: 'c+1', 'boot-state': 7 }] });
+    expect(bad.problems).toEqual(expect.arrayContaining(['Layers[0].boot-state: expected a string']));
   });
 });
