@@ -27,6 +27,10 @@ export async function main(argv: string[]): Promise<number> {
     if (e instanceof CommanderError) return e.exitCode === 0 ? EXIT.ok : EXIT.usage;
     if (e instanceof NodectlError) {
       process.stderr.write(`nodectl: ${e.message}\n${e.hint ? `hint: ${e.hint}\n` : ''}`);
+      // Scripts reading --json get the error as JSON on stdout too (name is the D-Bus error name, "" when none).
+      if (argv.includes('--json') || argv.includes('--machine-readable')) {
+        process.stdout.write(JSON.stringify({ error: { name: e.dbusName, message: e.message, hint: e.hint ?? '', exit_code: e.exitCode } }, null, 2) + '\n');
+      }
       return e.exitCode;
     }
     process.stderr.write(`nodectl: ${e instanceof Error ? e.message : String(e)}\n`);

@@ -13,6 +13,7 @@ import { gatherFacts } from '../check/facts';
 import type { Engine } from '../engine';
 import { newTransactionId } from '../engine';
 import { BusyError, InvalidArgumentError } from '../errors';
+import type { BootState } from '../boot/boot-state';
 import type { UnitStates } from '../boot/gates';
 import { runGates } from '../boot/gates';
 import type { BootVerdict } from '../plan/boot';
@@ -96,6 +97,12 @@ export function historyDict(r: JournalRecord, detailed: boolean): Dict {
     }))),
     warnings: new Variant('as', r.warnings),
   };
+}
+
+/** A layer's recorded boot-state reason; a trial that is running says what it waits for instead. */
+function bootReason(b: BootState | undefined, running: boolean): string {
+  if (b?.state === 'trial' && running) return 'booted on trial: waiting for CompleteBoot (imgbased-boot-complete.service)';
+  return b?.reason ?? '';
 }
 
 export interface DaemonOptions {
@@ -278,7 +285,7 @@ export class Daemon implements ManagerBackend {
         'boot-entry': new Variant('s', l.name),
         'read-only': new Variant('b', l.volume.readOnly),
         'boot-state': new Variant('s', state.bootStates?.get(l.name)?.state ?? ''),
-        'boot-state-reason': new Variant('s', state.bootStates?.get(l.name)?.reason ?? ''),
+        'boot-state-reason': new Variant('s', bootReason(state.bootStates?.get(l.name), l.name === state.current)),
         'boot-state-changed': new Variant('t', usec(state.bootStates?.get(l.name)?.changedAt)),
       })),
       Bases: state.layout.bases.map((b) => ({

@@ -65,6 +65,11 @@ export function planRollback(state: HostState, target: string | null, at = new D
   let to: string;
   if (target !== null) {
     if (!findLayer(state.layout, target)) throw new NotFoundError(`no layer named ${target}`);
+    if (state.bootStates?.get(target)?.state === 'trial') {
+      throw new InvalidArgumentError(`${target} is on trial: its boot is confirmed by CompleteBoot, not made the default by rollback`, {
+        hint: 'on its trial boot run `nodectl boot-complete` (imgbased-boot-complete.service does at every boot)',
+      });
+    }
     to = target;
   } else if (trial !== null && (state.bootStates?.get(trial)?.fallback ?? saved) !== null) {
     to = state.bootStates?.get(trial)?.fallback ?? saved ?? trial;

@@ -143,6 +143,7 @@ describe('boot assessment: trial boot, health gates, fallback', () => {
     expect(await reboot()).toBe(L2); // the trial boot: grub used next_entry up
     expect(await grubenv()).toEqual({ saved_entry: L1 });
     expect([await prop('CurrentLayer'), await prop('DefaultLayer'), await prop('TrialLayer')]).toEqual([L2, L1, L2]);
+    expect((await layers())[L2]?.['boot-state-reason']).toBe('booted on trial: waiting for CompleteBoot (imgbased-boot-complete.service)');
     expect(await reboot()).toBe(L1); // reset before any confirmation
     expect(await prop('CurrentLayer')).toBe(L1);
     const r = await nodectl('root', ['--json', 'boot-complete']);

@@ -88,6 +88,12 @@ describe('nodectl', () => {
     const r = await nodectl('nobody', ['rollback']);
     expect(r.code).toBe(3);
     expect(r.stderr).toMatch(/not authorized for org\.ovirt\.node\.layers\.rollback\nhint: run as root/);
+    // --json: the error is JSON on stdout as well, with the D-Bus name and the exit code
+    const j = await nodectl('nobody', ['--json', 'rollback']);
+    expect(j.code).toBe(3);
+    expect(JSON.parse(j.stdout)).toEqual({
+      error: { name: 'org.ovirt.Node.Error.NotAuthorized', message: expect.stringContaining('not authorized'), hint: expect.stringMatching(/^run as root/), exit_code: 3 },
+    });
   });
 
   it('upgrade follows the transaction with timestamped lines when not on a TTY; busy is exit 4; watch attaches', async () => {
@@ -148,6 +154,9 @@ describe('nodectl', () => {
     const imageDir = path.join(sysroot, 'var/lib/imgbased/images');
     await fs.mkdir(imageDir, { recursive: true });
     await buildTestImage({ outDir: imageDir, nvr: NVR.v3, sign: images.key });
+    // check-update looks whatever the policy ("none" here) and installs nothing
+    expect(JSON.parse((await nodectl('granted', ['--json', 'check-update'])).stdout)).toEqual({ available: true, nvr: NVR.v3 });
+    expect((await nodectl('granted', ['check-update'])).stdout).toBe(`Update available: ${NVR.v3} (\`nodectl upgrade\` installs it).\n`);
     expect((await nodectl('granted', ['policy', 'check'])).code).toBe(0);
     const avail = await nodectl('granted', ['upgrade', '--automatic']);
     expect([avail.code, avail.stdout]).toEqual([0, `Update available: ${NVR.v3} (not installed: the policy is "check"; \`nodectl upgrade\` installs it now).\n`]);
@@ -218,7 +227,7 @@ t nodectl upgrade ${dir}/imgs/; t nodectl policy s; t nodectl rollback x ''`;
     const bases = [...new Set(layers.map((l) => l.base))].join(' ');
     expect(r.stdout.split('\n')).toEqual([
       'complete -F _nodectl nodectl',
-      'info check layers upgrade rollback cleanup remove-base pin unpin history watch cancel motd policy boot-complete help',
+      'info check layers upgrade rollback cleanup remove-base pin unpin history watch cancel motd policy check-update boot-complete help',
       'remove-base', 'rollback', '--keep --wait --json --machine-readable --help', names, bases, names,
       `${dir}/imgs/a.squashfs.img`, 'stage', '', '',
     ]);

@@ -118,6 +118,10 @@ describe('rollback and collection around a trial', () => {
     ]);
   });
 
+  it('rollback to the trial layer itself is refused: only CompleteBoot confirms a trial', () => {
+    expect(() => planRollback(onTrial(), B, AT)).toThrow(/is on trial: its boot is confirmed by CompleteBoot/);
+  });
+
   it('cleanup keeps the trial layer and the saved default it falls back to', () => {
     const s = host({ current: null, defaultLayer: B, savedDefault: A, nextBoot: B, bootStates: new Map([[B, trial(A)]]) });
     expect(planCollect(s, 1)).toEqual([]);

@@ -418,6 +418,20 @@ See nodectl(8) for more.`);
     examples: [['nodectl motd', 'the banner'], ['nodectl motd > /run/motd.d/50-nodectl', 'refresh a motd file']],
   });
 
+  documented(program.command('check-update')
+    .description('is an image newer than every base in the image directory? (changes nothing)')
+    .action(() => run(async (c) => {
+      const reply = await c.layers('AutomaticUpdateTrigger', 'a{sv}', [{ mode: new Variant('s', 'check') }]);
+      const d = { available: bool(reply[0], 'AutomaticUpdateTrigger.available'), nvr: str(reply[1], 'AutomaticUpdateTrigger.nvr') };
+      if (g().json) printJson(d);
+      else out(d.available ? `Update available: ${d.nvr} (\`nodectl upgrade\` installs it).\n` : 'No image newer than every base.\n');
+      return EXIT.ok;
+    })), {
+    details: 'Asks imgbased to look (AutomaticUpdateTrigger, mode "check"): it sets UpdateAvailable and AvailableVersion and '
+      + 'installs nothing, whatever the automatic update policy. JSON: {"available": true|false, "nvr": "…"}. Exit 0 either way.',
+    examples: [['nodectl check-update', 'one line'], ['nodectl --json check-update', 'for scripts and Ansible']],
+  });
+
   documented(program.command('boot-complete')
     .description('confirm or reject the boot of the running layer (what imgbased-boot-complete.service runs at boot)')
     .option('--verdict <verdict>', 'record "good" or "bad" instead of running the health gates (an external health check)')
