@@ -30,6 +30,7 @@ const OBJ = '/org/ovirt/Node';
 const LAYERS = 'org.ovirt.Node.Layers';
 const TXN = 'org.ovirt.Node.Transaction';
 const DROPIN_DIR = '/run/systemd/system/imgbased.service.d';
+const WATCHDOG_DROPIN = path.join(DROPIN_DIR, '50-vm-test-watchdog.conf');
 const NOBODY = ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups'];
 /**
  * busctl with a method-call timeout above its default 25 s, and dbus-daemon's activation timeout (default 25 s)
@@ -197,6 +198,7 @@ async function bootEntries(): Promise<string[]> {
 
 const BOOT_COMPLETE = 'imgbased-boot-complete.service';
 const FAKE_CMDLINE = '/run/imgbased-vm-test-cmdline';
+const CMDLINE_DROPIN = '/run/systemd/system/imgbased.service.d/60-vm-test-cmdline.conf';
 
 /** The guest's grubenv as the real grub-editenv lists it. */
 async function grubenvList(): Promise<Record<string, string>> {
@@ -207,13 +209,15 @@ async function grubenvList(): Promise<Record<string, string>> {
 
 /**
  * What grub does on a trial boot, without rebooting the guest: next_entry is used up (grub.cfg unsets it) and the
- * kernel command line carries the layer's img.bootid (a file bind-mounted over /proc/cmdline; undone in afterAll).
+ * kernel command line carries the layer's img.bootid — a file the daemon sees as /proc/cmdline through a drop-in
+ * (BindReadOnlyPaths= in its own mount namespace; removed in afterAll). The caller restarts the daemon.
  */
 async function trialBoot(layer: string): Promise<void> {
   await must('grub-editenv', '/boot/grub2/grubenv', 'unset', 'next_entry');
-  await cmd(['umount', '/proc/cmdline']);
   await fs.writeFile(FAKE_CMDLINE, `BOOT_IMAGE=/${layer}/vmlinuz root=/dev/onn/${layer} ro img.bootid=${layer}\n`);
-  await must('mount', '--bind', FAKE_CMDLINE, '/proc/cmdline');
+  await fs.mkdir(DROPIN_DIR, { recursive: true });
+  await fs.writeFile(CMDLINE_DROPIN, `[Service]\nBindReadOnlyPaths=${FAKE_CMDLINE}:/proc/cmdline\n`);
+  await must('systemctl', 'daemon-reload');
 }
 
 async function nodeVersion(): Promise<string> {
@@ -247,7 +251,6 @@ describe('the installed daemon under real systemd: activation, READY, watchdog, 
   afterAll(async () => {
     process.stderr.write(`daemon-systemd timings (ms): ${JSON.stringify(times)}\n`);
     await cmd(['systemctl', 'stop', UNIT, 'imgbased-automatic.service', 'imgbased-automatic.timer', BOOT_COMPLETE]);
-    await cmd(['umount', '/proc/cmdline']);
     await fs.rm(FAKE_CMDLINE, { force: true });
     await fs.rm(DROPIN_DIR, { recursive: true, force: true });
     await fs.rm(DBUS_TEST_CONF, { force: true });
@@ -420,7 +423,7 @@ describe('the installed daemon under real systemd: activation, READY, watchdog, 
 
   it('watchdog: a daemon that stops answering (SIGSTOP) is killed and restarted by systemd, and serves again', async () => {
     await fs.mkdir(DROPIN_DIR, { recursive: true });
-    await fs.writeFile(path.join(DROPIN_DIR, '50-vm-test-watchdog.conf'), '[Service]\nWatchdogSec=4s\n');
+    await fs.writeFile(WATCHDOG_DROPIN, '[Service]\nWatchdogSec=4s\n');
     await must('systemctl', 'daemon-reload');
     await must('systemctl', 'restart', UNIT);
     const s0 = await show(UNIT, 'MainPID', 'NRestarts', 'WatchdogUSec', 'ActiveState', 'StatusText');
@@ -457,7 +460,7 @@ describe('the installed daemon under real systemd: activation, READY, watchdog, 
     expect(fired).toBeLessThan(10_000_000);
 
     // back to the shipped unit
-    await fs.rm(DROPIN_DIR, { recursive: true, force: true });
+    await fs.rm(WATCHDOG_DROPIN, { force: true });
     await must('systemctl', 'daemon-reload');
     await must('systemctl', 'restart', UNIT);
     expect((await show(UNIT, 'WatchdogUSec')).WatchdogUSec).toBe('30s');
