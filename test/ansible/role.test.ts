@@ -6,14 +6,20 @@
  * (grub's choice becomes the running layer), then what imgbased-boot-complete.service runs at boot
  * (`nodectl boot-complete --wait`).
  *
- * One host through its life: v2 (from the image directory) is staged, booted on trial and assessed good, the role
- * polling meanwhile (changed); re-runs change nothing, without an image and with v2's path given; an upgrade that
- * fails (a missing image) fails the host with nodectl's exit status and message; v3 (a given path) is
- * staged while a VM runs: the host fails naming the VM, no reboot; with the VM stopped and a health gate that cannot
- * pass ([Boot] RequiredUnits=vdsmd.service, not active in the sandbox), the re-run boots the staged v3, imgbased marks
- * it bad and puts v2 back as the default, the host fails with the daemon's reason, and the rollout stops: the second
- * host of the inventory (serial: [1, "25%"], max_fail_percentage: 0) never starts. Also: --syntax-check of the
- * playbook, and ansible-lint only where it is installed (it is not a Debian 12 package).
+ * One host through its life: check mode reports the update `nodectl check-update` found (v2, in the image directory)
+ * and changes nothing; v2 is staged, booted on trial and assessed good, the role polling meanwhile (changed); re-runs
+ * change nothing, without an image (check-update: nothing newer, nodectl upgrade is not asked) and with v2's path given
+ * (check mode says the base is installed); an upgrade that fails (a missing image) fails the host with nodectl's exit
+ * status and its JSON error; given images nodectl declines by error name (v2 under another file name: "already
+ * installed"; an older image: NotNewer) are nothing to do, unless ovirt_node_layers_fail_when_not_newer; v3 published
+ * while a VM runs: check mode, a run without an image and one with v3's path all fail naming the VM before anything is
+ * staged (the host's snapshot is unchanged); v3 staged outside the role (the timer's "stage" policy) is not rebooted
+ * into while the VM runs (check mode reports the staged layer and fails the same way); with the VM stopped and a health
+ * gate that cannot pass ([Boot] RequiredUnits=vdsmd.service, not active in the sandbox), the re-run boots the staged
+ * v3, imgbased marks it bad and puts v2 back as the default, the host fails with the daemon's reason, and the rollout
+ * stops: the second host of the inventory (serial: [1, "25%"], max_fail_percentage: 0) never starts. Also:
+ * --syntax-check of the playbook, and ansible-lint only where it is installed (it is not a Debian 12 package). Every
+ * nodectl call the role made, with its output, is kept in test-artifacts/ansible/nodectl-output.txt.
  */
 import type { ChildProcessWithoutNullStreams } from 'node:child_process';
 import { existsSync, promises as fs } from 'node:fs';
@@ -23,7 +29,7 @@ import { SANDBOX_LIBVIRT_XML, sandboxLibvirtXml } from '../../src/sandbox/sysroo
 import type { RunResult } from '../bus/harness';
 import { eventually, PrivateBus, runCommand } from '../bus/harness';
 import type { ImageSet } from '../helpers/host';
-import { NVR, V2_CHANGES, sandboxHost } from '../helpers/host';
+import { NVR, V2_CHANGES, sandboxHost, snapshotHost } from '../helpers/host';
 
 const REPO = path.resolve(__dirname, '../..');
 const DAEMON = path.join(REPO, 'dist/src/daemon/main.js');
@@ -32,6 +38,10 @@ const PLAYBOOK = path.join(REPO, 'ansible/playbooks/upgrade-nodes.yml');
 const ROLES = path.join(REPO, 'ansible/roles');
 const V2 = `${NVR.v2}+1`;
 const V3 = `${NVR.v3}+1`;
+/** Older than v2, newer than v1: an image nodectl refuses as not newer once v2 is installed. */
+const NVR_OLD = 'ovirt-node-ng-4.5.4-0.20250201.0';
+/** The verbs the role may run: read-only ones and the upgrade. */
+const ROLE_VERBS = /^--json (info|layers|check|check-update|upgrade --wait)( |$)/;
 const PLAYBOOK_TIMEOUT_MS = 240_000;
 /** Every run's json report and stderr are kept here (CI artifacts; the directory is git-ignored). */
 const ARTIFACTS = path.join(REPO, 'test-artifacts/ansible');
@@ -136,7 +146,21 @@ describe('Ansible role ovirt_node_layers (real ansible-playbook, sandbox daemon)
   const setVms = (running: boolean): Promise<void> =>
     fs.writeFile(path.join(sysroot, SANDBOX_LIBVIRT_XML), sandboxLibvirtXml([{ name: 'engine-vm', running }]));
 
-  /** The role's nodectl: the real one, then a line "<exit status>\t<arguments>" in nodectl.log once it has finished. */
+  /** The installed bases (nodectl --json info: layers' keys), read as nobody. */
+  async function bases(): Promise<string[]> {
+    const r = await bus.run('nobody', [process.execPath, NODECTL, '--json', 'info']);
+    const info: unknown = JSON.parse(r.stdout);
+    if (!isRecord(info) || !isRecord(info['layers'])) throw new Error(`nodectl --json info: ${r.stdout}`);
+    return Object.keys(info['layers']);
+  }
+
+  /** Every finished transaction (nodectl --json history), read as nobody. */
+  const history = async (): Promise<string> => (await bus.run('nobody', [process.execPath, NODECTL, '--json', 'history', '--limit', '0'])).stdout;
+
+  /**
+   * The role's nodectl: the real one, then a line "<exit status>\t<arguments>" in nodectl.log once it has finished;
+   * each call and its stdout are also appended to the artifact nodectl-output.txt (real JSON for docs/FLEET.md).
+   */
   const nodectlLog = (): string => path.join(work, 'nodectl.log');
   const nodectlWrapper = (): string => path.join(work, 'nodectl');
 
@@ -176,7 +200,7 @@ describe('Ansible role ovirt_node_layers (real ansible-playbook, sandbox daemon)
   }
 
   /** ansible-playbook with a clean configuration: nothing from /etc/ansible or ~, no retry files, the json callback. */
-  async function playbook(label: string, inventory: string, extraVars: Record<string, unknown> = {}): Promise<Run> {
+  async function playbook(label: string, inventory: string, extraVars: Record<string, unknown> = {}, opts: { check?: boolean } = {}): Promise<Run> {
     const env: Record<string, string> = {
       HOME: work,
       LC_ALL: 'C.UTF-8',
@@ -191,7 +215,7 @@ describe('Ansible role ovirt_node_layers (real ansible-playbook, sandbox daemon)
       ANSIBLE_GATHERING: 'explicit',
     };
     const r = await runCommand(['ansible-playbook', '-i', path.join(work, inventory), '-e', `@${path.join(work, 'vars.json')}`,
-      '-e', JSON.stringify(extraVars), PLAYBOOK], { env, cwd: work, timeoutMs: PLAYBOOK_TIMEOUT_MS });
+      '-e', JSON.stringify(extraVars), ...(opts.check === true ? ['--check'] : []), PLAYBOOK], { env, cwd: work, timeoutMs: PLAYBOOK_TIMEOUT_MS });
     await fs.mkdir(ARTIFACTS, { recursive: true });
     await fs.writeFile(path.join(ARTIFACTS, `${label}.json`), r.stdout);
     await fs.writeFile(path.join(ARTIFACTS, `${label}.stderr`), r.stderr);
@@ -213,9 +237,14 @@ describe('Ansible role ovirt_node_layers (real ansible-playbook, sandbox daemon)
     await fs.writeFile(path.join(work, 'one-host'), `[ovirt_nodes]\n${host('node-a')}\n`);
     // Two names for the same (local) host: the rollout's canary batch and the next one.
     await fs.writeFile(path.join(work, 'two-hosts'), `[ovirt_nodes]\n${host('node-a')}\n${host('node-b')}\n`);
+    await fs.mkdir(ARTIFACTS, { recursive: true });
     await fs.writeFile(nodectlWrapper(), `#!/bin/sh
-${sq(process.execPath)} ${sq(NODECTL)} "$@"
+out=$(mktemp)
+${sq(process.execPath)} ${sq(NODECTL)} "$@" > "$out"
 rc=$?
+cat "$out"
+{ printf '$ nodectl %s   (exit %s)\\n' "$*" "$rc"; cat "$out"; } >> ${sq(path.join(ARTIFACTS, 'nodectl-output.txt'))}
+rm -f "$out"
 printf '%s\\t%s\\n' "$rc" "$*" >> ${sq(nodectlLog())}
 exit $rc
 `, { mode: 0o755 });
@@ -257,7 +286,26 @@ exit $rc
     }, 150_000);
   }
 
+  it('check mode reports the update nodectl check-update found (v2) and changes nothing', async () => {
+    const [snapshot, journal] = [await snapshotHost(sysroot), await history()];
+    const run = await playbook('0-check-mode', 'one-host', {}, { check: true });
+    expect({ code: run.code, recap: recap(run) }).toEqual({ code: 0, recap: expect.stringMatching(/^node-a: ok=\d+ changed=0 unreachable=0 failed=0 /) });
+    const results = resultsOf(run, 'node-a');
+    expect(results.find(([n]) => n === 'ovirt_node_layers : Report what a run would do (check mode)')?.[1].msg).toBe(
+      `node-a runs ${NVR.v1}+1, the next boot starts ${NVR.v1}+1, the newest layer is ${NVR.v1}+1 (boot-state "good"). `
+      + `Update available: ${NVR.v2} (nodectl check-update): a run would install it and reboot into it.`);
+    // No VM runs: the gate before anything changes passed (it runs in check mode too); nothing was installed.
+    expect(results.filter(([, r]) => r.changed === true || r.failed === true)).toEqual([]);
+    expect(results.find(([n]) => n === 'ovirt_node_layers : Install a newer image (nodectl --json upgrade)')?.[1].skipped).toBe(true);
+    expect(await snapshotHost(sysroot)).toEqual(snapshot);
+    expect(await history()).toBe(journal);
+    const calls = await nodectlCalls();
+    expect(calls.filter(([, args]) => !/^--json (info|layers|check|check-update)$/.test(args))).toEqual([]);
+    expect(calls.filter(([, args]) => args === '--json check-update')).toEqual([[0, '--json check-update']]);
+  }, PLAYBOOK_TIMEOUT_MS + 10_000);
+
   it('first run: stages v2, reboots into it, waits for the boot assessment; v2 runs with boot-state good (changed)', async () => {
+    const callsBefore = (await nodectlCalls()).length;
     const run = await playbook('1-first-run', 'one-host', { ovirt_node_layers_reboot_command: rebootCommand('later') });
     const results = resultsOf(run, 'node-a');
     expect({ code: run.code, recap: recap(run) }).toEqual({ code: 0, recap: expect.stringMatching(/^node-a: ok=\d+ changed=2 unreachable=0 failed=0 /) });
@@ -275,15 +323,15 @@ exit $rc
     const wait = results.find(([n]) => n.startsWith('ovirt_node_layers : Wait until imgbased has assessed'))?.[1];
     expect(wait?.attempts).toBeGreaterThan(1);
     expect(await bootComplete()).toEqual({ code: 0, json: expect.objectContaining({ layer: V2, verdict: 'good' }) });
-    // The role talks to imgbased through `nodectl --json` only, read-only verbs and the upgrade.
-    const calls = await nodectlCalls();
-    expect(calls.filter(([, args]) => !/^--json (info|layers|check|upgrade --wait)( |$)/.test(args))).toEqual([]);
-    expect(calls.filter(([, args]) => args.startsWith('--json upgrade'))).toEqual([[0, '--json upgrade --wait']]);
+    // The role talks to imgbased through `nodectl --json` only: it asked check-update, then staged.
+    const calls = (await nodectlCalls()).slice(callsBefore);
+    expect(calls.filter(([, args]) => !ROLE_VERBS.test(args))).toEqual([]);
+    expect(calls.filter(([, args]) => /^--json (check-update|upgrade)/.test(args))).toEqual([[0, '--json check-update'], [0, '--json upgrade --wait']]);
   }, PLAYBOOK_TIMEOUT_MS + 10_000);
 
-  it('re-runs on the up-to-date host change nothing: no image newer in the image dir, or the given image already installed', async () => {
-    const history = async (): Promise<string> => (await bus.run('nobody', [process.execPath, NODECTL, '--json', 'history', '--limit', '0'])).stdout;
+  it('re-runs on the up-to-date host change nothing: check-update finds nothing newer, or the given image is installed', async () => {
     const before = await history();
+    const calls = (await nodectlCalls()).length;
     const v2Path = path.join(sysroot, 'var/lib/imgbased/images', `${NVR.v2}.squashfs.img`);
     for (const [label, extra] of [['2-rerun', {}], ['3-rerun-image', { ovirt_node_layers_image: v2Path }]] as const) {
       const run = await playbook(label, 'one-host', extra);
@@ -291,50 +339,136 @@ exit $rc
         .toEqual({ extra, code: 0, recap: expect.stringMatching(/^node-a: ok=\d+ changed=0 unreachable=0 failed=0 /) });
       const results = resultsOf(run, 'node-a');
       expect(results.filter(([, r]) => r.changed === true || r.failed === true)).toEqual([]);
-      // With the image given, its base is installed: nodectl upgrade is not even asked.
-      expect(results.find(([n]) => n === 'ovirt_node_layers : Install a newer image (nodectl --json upgrade)')?.[1].skipped)
-        .toBe('ovirt_node_layers_image' in extra ? true : undefined);
+      // Nothing to install either way: nodectl upgrade is not even asked.
+      expect(results.find(([n]) => n === 'ovirt_node_layers : Install a newer image (nodectl --json upgrade)')?.[1].skipped).toBe(true);
       for (const reboot of ['Reboot into the newest layer (ansible.builtin.reboot)', 'Reboot into the newest layer (ovirt_node_layers_reboot_command)']) {
         expect(results.find(([n]) => n === `ovirt_node_layers : ${reboot}`)?.[1].skipped).toBe(true);
       }
     }
+    // Check mode says so.
+    const check = await playbook('3-rerun-image-check-mode', 'one-host', { ovirt_node_layers_image: v2Path }, { check: true });
+    expect({ code: check.code, recap: recap(check) }).toEqual({ code: 0, recap: expect.stringMatching(/^node-a: ok=\d+ changed=0 unreachable=0 failed=0 /) });
+    expect(resultsOf(check, 'node-a').find(([n]) => n === 'ovirt_node_layers : Report what a run would do (check mode)')?.[1].msg).toBe(
+      `node-a runs ${V2}, the next boot starts ${V2}, the newest layer is ${V2} (boot-state "good"). `
+      + `The base ${NVR.v2} of ${v2Path} is installed. A run would install nothing.`);
     expect([await prop('CurrentLayer'), await prop('DefaultLayer')]).toEqual([V2, V2]);
-    // No transaction was started (nodectl upgrade found nothing newer: it only looked).
+    // No transaction was started; check-update was asked once (without an image), upgrade never.
     expect(await history()).toBe(before);
-  }, 2 * PLAYBOOK_TIMEOUT_MS + 10_000);
+    const rerunCalls = (await nodectlCalls()).slice(calls);
+    expect(rerunCalls.filter(([, args]) => !/^--json (info|layers|check|check-update)$/.test(args))).toEqual([]);
+    expect(rerunCalls.filter(([, args]) => args === '--json check-update')).toEqual([[0, '--json check-update']]);
+  }, 3 * PLAYBOOK_TIMEOUT_MS + 10_000);
 
-  it('a failing upgrade fails the host with nodectl\'s exit status and message; nothing changes', async () => {
+  it('a failing upgrade fails the host with nodectl\'s exit status and JSON error; nothing changes', async () => {
     const missing = path.join(dir, 'published', `${NVR.v3}.squashfs.img`); // not built yet
     const run = await playbook('4-upgrade-fails', 'one-host', { ovirt_node_layers_image: missing });
     expect({ code: run.code, recap: recap(run) }).toEqual({ code: 2, recap: expect.stringMatching(/^node-a: ok=\d+ changed=0 unreachable=0 failed=1 /) });
     const failed = resultsOf(run, 'node-a').filter(([, r]) => r.failed === true);
     expect(failed).toEqual([['ovirt_node_layers : Fail when the upgrade failed', expect.objectContaining({
       msg: `node-a: \`${nodectlWrapper()} --json upgrade --wait ${missing}\` exited 1 (failed: the transaction failed, `
-        + `imgbased is unreachable, or a reboot was refused because VMs run): nodectl: image ${missing} does not exist or is not a file\n`
-        + `hint: "nodectl layers" lists the layers and bases. The host still runs ${V2}.`,
+        + `imgbased is unreachable, or a reboot was refused because VMs run): image ${missing} does not exist or is not a file `
+        + `(org.ovirt.Node.Error.NotFound; hint: "nodectl layers" lists the layers and bases). The host still runs ${V2}.`,
     })]]);
     expect([await prop('CurrentLayer'), await prop('DefaultLayer'), await prop('TrialLayer')]).toEqual([V2, V2, '']);
   }, PLAYBOOK_TIMEOUT_MS + 10_000);
 
-  it('a running VM: the given image v3 is staged but the host is not rebooted; it fails naming the VM', async () => {
-    const v3 = await buildTestImage({ outDir: path.join(dir, 'published'), nvr: NVR.v3, sign: images.key });
-    await setVms(true);
-    const run = await playbook('5-vm-running', 'one-host', { ovirt_node_layers_image: v3.imagePath });
-    expect({ code: run.code, recap: recap(run) }).toEqual({ code: 2, recap: expect.stringMatching(/^node-a: ok=\d+ changed=1 unreachable=0 failed=1 /) });
-    const failed = resultsOf(run, 'node-a').filter(([, r]) => r.failed === true);
-    expect(failed).toEqual([['ovirt_node_layers : Fail instead of rebooting while virtual machines run', expect.objectContaining({
-      msg: `node-a: not rebooting into ${V3}: 1 virtual machine(s) run: engine-vm. Migrate them (oVirt Engine: put the host `
-        + `into maintenance) and run again; ${V3} stays staged and boots at the next reboot.`,
+  it('a given image nodectl declines by error name: already installed (another file name), NotNewer (older) → ok; fail_when_not_newer fails', async () => {
+    const published = path.join(dir, 'published');
+    // v2 under a name that is not its NVR: the role cannot tell by the name, nodectl says "already installed".
+    const renamed = await buildTestImage({ outDir: published, nvr: NVR.v2, sign: images.key, fileName: 'ovirt-node-current.squashfs.img' });
+    const older = await buildTestImage({ outDir: published, nvr: NVR_OLD, sign: images.key });
+    const basesBefore = await bases();
+    const cases = [
+      ['5-already-installed', { ovirt_node_layers_image: renamed.imagePath },
+        `node-a: nothing to install from ${renamed.imagePath}: base ${NVR.v2} is already installed (org.ovirt.Node.Error.InvalidArgument).`],
+      ['6-not-newer', { ovirt_node_layers_image: older.imagePath },
+        `node-a: nothing to install from ${older.imagePath}: image ${NVR_OLD} is not newer than the installed base ${NVR.v2} `
+        + '(org.ovirt.Node.Error.NotNewer).'],
+    ] as const;
+    for (const [label, extra, msg] of cases) {
+      const run = await playbook(label, 'one-host', extra);
+      expect({ label, code: run.code, recap: recap(run) })
+        .toEqual({ label, code: 0, recap: expect.stringMatching(/^node-a: ok=\d+ changed=0 unreachable=0 failed=0 /) });
+      const results = resultsOf(run, 'node-a');
+      expect(results.filter(([, r]) => r.changed === true || r.failed === true)).toEqual([]);
+      expect(results.find(([n]) => n === 'ovirt_node_layers : Report a given image that needs no install')?.[1].msg).toBe(msg);
+      // nodectl was asked (exit 1: the transaction failed before changing anything) and the newest layer verified.
+      expect((await nodectlCalls()).filter(([, args]) => args === `--json upgrade --wait ${extra.ovirt_node_layers_image}`))
+        .toEqual([[1, `--json upgrade --wait ${extra.ovirt_node_layers_image}`]]);
+      expect(results.find(([n]) => n === 'ovirt_node_layers : Report the layer the host runs')?.[1].msg)
+        .toBe(`node-a runs the newest layer ${V2} (boot-state "good").`);
+    }
+
+    const run = await playbook('7-not-newer-fails', 'one-host', { ovirt_node_layers_image: older.imagePath, ovirt_node_layers_fail_when_not_newer: true });
+    expect({ code: run.code, recap: recap(run) }).toEqual({ code: 2, recap: expect.stringMatching(/^node-a: ok=\d+ changed=0 unreachable=0 failed=1 /) });
+    expect(resultsOf(run, 'node-a').filter(([, r]) => r.failed === true)).toEqual([['ovirt_node_layers : Fail when the upgrade failed', expect.objectContaining({
+      msg: `node-a: \`${nodectlWrapper()} --json upgrade --wait ${older.imagePath}\` exited 1 (failed: the transaction failed, `
+        + `imgbased is unreachable, or a reboot was refused because VMs run): image ${NVR_OLD} is not newer than the installed `
+        + `base ${NVR.v2} (org.ovirt.Node.Error.NotNewer; hint: pass --allow-downgrade to install an older image on purpose). `
+        + `The host still runs ${V2}.`,
     })]]);
+    expect([await prop('CurrentLayer'), await prop('DefaultLayer'), await prop('TrialLayer')]).toEqual([V2, V2, '']);
+    expect(await bases()).toEqual(basesBefore);
+  }, 3 * PLAYBOOK_TIMEOUT_MS + 60_000);
+
+  it('a running VM: check mode, a run without an image and one with v3\'s path all fail naming the VM before anything is staged', async () => {
+    const imageDir = path.join(sysroot, 'var/lib/imgbased/images');
+    const v3 = await buildTestImage({ outDir: imageDir, nvr: NVR.v3, sign: images.key });
+    await setVms(true);
+    const [snapshot, journal, basesBefore] = [await snapshotHost(sysroot), await history(), await bases()];
+    const calls = (await nodectlCalls()).length;
+    const refused = `node-a: not installing ${NVR.v3}: 1 virtual machine(s) run: engine-vm. Migrate them (oVirt Engine: put `
+      + `the host into maintenance) and run again; nothing was changed, the host runs ${V2}.`;
+    for (const [label, extra, check] of [
+      ['8-vm-running-check-mode', {}, true],
+      ['9-vm-running', {}, false],
+      ['10-vm-running-image', { ovirt_node_layers_image: v3.imagePath }, false],
+    ] as const) {
+      const run = await playbook(label, 'one-host', extra, { check });
+      expect({ label, code: run.code, recap: recap(run) })
+        .toEqual({ label, code: 2, recap: expect.stringMatching(/^node-a: ok=\d+ changed=0 unreachable=0 failed=1 /) });
+      const results = resultsOf(run, 'node-a');
+      expect(results.filter(([, r]) => r.failed === true)).toEqual([['ovirt_node_layers : Fail while virtual machines run', expect.objectContaining({ msg: refused })]]);
+      if (check) {
+        expect(results.find(([n]) => n === 'ovirt_node_layers : Report what a run would do (check mode)')?.[1].msg).toBe(
+          `node-a runs ${V2}, the next boot starts ${V2}, the newest layer is ${V2} (boot-state "good"). `
+          + `Update available: ${NVR.v3} (nodectl check-update): a run would install it and reboot into it.`);
+      }
+    }
+    // The host is untouched: same volumes, boot entries, grubenv, boot states and journal; no v3 base, no transaction.
+    expect(await snapshotHost(sysroot)).toEqual(snapshot);
+    expect(await history()).toBe(journal);
+    expect(await bases()).toEqual(basesBefore);
+    expect(basesBefore).not.toContain(NVR.v3);
+    expect([await prop('CurrentLayer'), await prop('DefaultLayer'), await prop('TrialLayer')]).toEqual([V2, V2, '']);
+    expect((await nodectlCalls()).slice(calls).filter(([, args]) => !/^--json (info|layers|check|check-update)$/.test(args))).toEqual([]);
+  }, 3 * PLAYBOOK_TIMEOUT_MS + 60_000);
+
+  it('a layer staged outside the role (the timer\'s "stage" policy) is not rebooted into while a VM runs; it stays staged', async () => {
+    // What `nodectl policy stage` + the timer do: stage the newest image of the image directory (v3).
+    const staged = await bus.run('root', [process.execPath, NODECTL, '--json', 'upgrade', '--wait']);
+    expect([staged.code, JSON.parse(staged.stdout)]).toEqual([0, expect.objectContaining({ result: 'staged', nvr: NVR.v3 })]);
+    const check = await playbook('11-staged-vm-running-check-mode', 'one-host', {}, { check: true });
+    expect(resultsOf(check, 'node-a').find(([n]) => n === 'ovirt_node_layers : Report what a run would do (check mode)')?.[1].msg).toBe(
+      `node-a runs ${V2}, the next boot starts ${V3}, the newest layer is ${V3} (boot-state "trial"). `
+      + `No image newer than every base (nodectl check-update). A run would reboot into the staged ${V3}.`);
+    const run = await playbook('12-staged-vm-running', 'one-host');
+    for (const r of [check, run]) {
+      expect({ code: r.code, recap: recap(r) }).toEqual({ code: 2, recap: expect.stringMatching(/^node-a: ok=\d+ changed=0 unreachable=0 failed=1 /) });
+      expect(resultsOf(r, 'node-a').filter(([, t]) => t.failed === true)).toEqual([['ovirt_node_layers : Fail while virtual machines run', expect.objectContaining({
+        msg: `node-a: not rebooting into ${V3}: 1 virtual machine(s) run: engine-vm. Migrate them (oVirt Engine: put the host `
+          + `into maintenance) and run again; ${V3} stays staged and boots at the next reboot.`,
+      })]]);
+    }
     // Staged on trial, not booted.
     expect([await prop('CurrentLayer'), await prop('DefaultLayer'), await prop('TrialLayer')]).toEqual([V2, V3, V3]);
-  }, PLAYBOOK_TIMEOUT_MS + 10_000);
+  }, 2 * PLAYBOOK_TIMEOUT_MS + 60_000);
 
   it('a failing health gate: the re-run boots the staged v3, imgbased marks it bad, the host fails with the reason, the rollout stops', async () => {
     await setVms(false);
     await fs.writeFile(path.join(sysroot, 'etc/imgbased/imgbased.conf'), `${baseConfig}[Boot]\nRequiredUnits=vdsmd.service\nGateTimeoutSec=1\n`);
     await startDaemon();
-    const run = await playbook('6-gate-fails', 'two-hosts');
+    const run = await playbook('13-gate-fails', 'two-hosts');
     expect({ code: run.code, recap: recap(run) }).toEqual({ code: 2, recap: expect.stringMatching(/^node-a: ok=\d+ changed=1 unreachable=0 failed=1 [^\n]*$/) });
     // serial: [1, "25%"] with max_fail_percentage: 0 — the canary failed, so node-b's batch never started.
     expect(Object.keys(run.report.stats)).toEqual(['node-a']);
@@ -353,6 +487,6 @@ exit $rc
     expect(await bootComplete()).toEqual({ code: 1, json: expect.objectContaining({ layer: V3, verdict: 'bad', reason }) });
     // The daemon put the last good layer back as the default.
     expect([await prop('DefaultLayer'), await prop('TrialLayer')]).toEqual([V2, '']);
-    expect((await nodectlCalls()).filter(([, args]) => !/^--json (info|layers|check|upgrade --wait)( |$)/.test(args))).toEqual([]);
+    expect((await nodectlCalls()).filter(([, args]) => !ROLE_VERBS.test(args))).toEqual([]);
   }, PLAYBOOK_TIMEOUT_MS + 10_000);
 });
