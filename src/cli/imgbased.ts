@@ -127,9 +127,9 @@ Failpoints for tests: IMGBASED_FAILPOINTS=before:<step>|after:<step>|during:<ste
   program.command('upgrade <image>')
     .description('install an image (squashfs with LiveOS/rootfs.img) as a new base and layer')
     .option('--allow-downgrade', 'install even if the image is not newer than every base', false)
-    .addOption(new Option('--method <method>', 'how to write the base').choices(['tree', 'blocks']))
+    .addOption(new Option('--method <method>', 'how to write the base').choices(['tree', 'blocks', 'delta']))
     .option('--keep <n>', 'bases to keep after the upgrade', (v) => Number(v))
-    .action(async (image: string, o: { allowDowngrade: boolean; method?: 'tree' | 'blocks'; keep?: number }) => {
+    .action(async (image: string, o: { allowDowngrade: boolean; method?: 'tree' | 'blocks' | 'delta'; keep?: number }) => {
       const engine = await openForChange(g());
       const ac = withAbort();
       setExit(report(g(), await engine.upgrade(image, {

@@ -11,7 +11,7 @@
  *   ImageDir=/var/lib/imgbased/images
  *   RequireSignature=true
  *   KeepBases=2
- *   WriteMethod=auto       # auto | tree | blocks
+ *   WriteMethod=auto       # auto | tree | blocks | delta
  *   MetadataMarginMiB=64
  *   AutomaticUpdatePolicy=none   # none | check | stage | apply (SetAutomaticUpdatePolicy overrides it, in the state dir)
  *   MaintenanceWindow=           # when automatic stage/apply may start, e.g. "Sat,Sun 02:00-05:00"; empty = any time
@@ -30,7 +30,7 @@ import type { AutomaticUpdatePolicy } from '../dbus/api';
 import { AUTOMATIC_UPDATE_POLICIES } from '../dbus/api';
 import { InvalidArgumentError } from '../errors';
 
-export type WriteMethod = 'auto' | 'tree' | 'blocks';
+export type WriteMethod = 'auto' | 'tree' | 'blocks' | 'delta';
 
 export interface Config {
   readonly backend: 'lvm' | 'dir';
@@ -123,8 +123,8 @@ const KEYS: Record<string, Record<string, Setter>> = {
       c.keepBases = int(v, w, 1, 100);
     },
     WriteMethod: (c, v, w) => {
-      if (v !== 'auto' && v !== 'tree' && v !== 'blocks') {
-        throw new InvalidArgumentError(`${w}: WriteMethod must be auto, tree or blocks, got "${v}"`);
+      if (v !== 'auto' && v !== 'tree' && v !== 'blocks' && v !== 'delta') {
+        throw new InvalidArgumentError(`${w}: WriteMethod must be auto, tree, blocks or delta, got "${v}"`);
       }
       c.writeMethod = v;
     },

@@ -76,6 +76,20 @@ function variantOf(v: unknown): Variant {
   return new Variant('s', String(v));
 }
 
+/** How an upgrade wrote its base and how many bytes that wrote (from the write step's journaled result), or null. */
+export function writeSummary(r: JournalRecord): { method: string; bytes: number } | null {
+  const step = r.steps.find((s) => (s.action === 'write-base' || s.action === 'sync-base') && s.status === 'done');
+  if (!step) return null;
+  const res = step.result;
+  const num = (k: string): number => {
+    const v = typeof res === 'object' && res !== null ? (res as Record<string, unknown>)[k] : undefined;
+    return typeof v === 'number' && Number.isFinite(v) ? v : 0;
+  };
+  if (step.action === 'sync-base') return { method: 'delta', bytes: num('bytesWritten') };
+  const args = step.args as Record<string, unknown>;
+  return args['method'] === 'blocks' ? { method: 'blocks', bytes: num('bytesWritten') } : { method: 'tree', bytes: num('bytesTotal') };
+}
+
 export function historyDict(r: JournalRecord, detailed: boolean): Dict {
   const d: Dict = {
     id: new Variant('s', r.id),
@@ -87,6 +101,11 @@ export function historyDict(r: JournalRecord, detailed: boolean): Dict {
     'error-message': new Variant('s', r.error?.message ?? ''),
     recovered: new Variant('b', r.recovered === true),
   };
+  const written = writeSummary(r);
+  if (written) {
+    d['write-method'] = new Variant('s', written.method);
+    d['bytes-written'] = new Variant('t', BigInt(written.bytes));
+  }
   if (!detailed) return d;
   return {
     ...d,
@@ -401,12 +420,12 @@ export class Daemon implements ManagerBackend {
     const o = parseOptions(options, { wait: 'b', 'allow-downgrade': 'b', method: 's', keep: 'u' }, 'Upgrade');
     bounded('Upgrade', 'image', image, MAX_PATH_BYTES);
     if (!path.isAbsolute(image)) throw new InvalidArgumentError(`Upgrade: image must be an absolute path, got ${quoted(image)}`);
-    if (o.method !== undefined && o.method !== 'tree' && o.method !== 'blocks') {
-      throw new InvalidArgumentError(`Upgrade: option "method" must be "tree" or "blocks", got ${quoted(o.method)}`);
+    if (o.method !== undefined && o.method !== 'tree' && o.method !== 'blocks' && o.method !== 'delta') {
+      throw new InvalidArgumentError(`Upgrade: option "method" must be "tree", "blocks" or "delta", got ${quoted(o.method)}`);
     }
     if (o.keep !== undefined && o.keep < 1) throw new InvalidArgumentError('Upgrade: option "keep" must be at least 1');
     await this.authorizer.check(call.sender, POLKIT_ACTIONS.upgrade);
-    const method = o.method as 'tree' | 'blocks' | undefined;
+    const method = o.method as 'tree' | 'blocks' | 'delta' | undefined;
     return this.start('upgrade', call, o.wait ?? false, ({ id, initiator, signal, onProgress }) =>
       this.engine.upgrade(image, {
         id, signal, onProgress, initiator, allowDowngrade: o['allow-downgrade'] ?? false,
@@ -461,6 +480,18 @@ export class Daemon implements ManagerBackend {
       ? `unknown: ${vms.message}`
       : vms.running.length ? `${vms.running.length} running: ${vms.running.join(', ')}` : 'none running']);
     return [r.status, rows];
+  }
+
+  async checkDeep(call: CallContext, options: unknown): Promise<[string, Array<[string, string, string, string]>]> {
+    parseOptions(options, {}, 'CheckDeep');
+    await this.authorizer.check(call.sender, POLKIT_ACTIONS.verify);
+    const active = this.scheduler.active;
+    if (active) throw new BusyError(`transaction ${active.snapshot.id} is running; verify the bases after it ends`);
+    const [status, rows] = await this.check();
+    const bases = await this.engine.verifyBases();
+    for (const b of bases) rows.push(['Bases', b.base, b.status, b.reason]);
+    const failed = status === 'failed' || bases.some((b) => b.status === 'failed');
+    return [failed ? 'failed' : status, rows];
   }
 
   async history(_call: CallContext, limit: number): Promise<Dict[]> {

@@ -48,6 +48,7 @@ export const POLKIT_ACTIONS = {
   configure: 'org.ovirt.node.layers.configure',
   automaticUpdate: 'org.ovirt.node.layers.automatic-update',
   completeBoot: 'org.ovirt.node.layers.complete-boot',
+  verify: 'org.ovirt.node.layers.verify',
 } as const;
 export type PolkitAction = (typeof POLKIT_ACTIONS)[keyof typeof POLKIT_ACTIONS];
 
@@ -139,6 +140,14 @@ export const LAYERS_METHODS = {
     outSignature: 'sa(ssss)',
     polkit: null,
     errors: [],
+  },
+  CheckDeep: {
+    in: [a('options', 'a{sv}')],
+    out: [a('status', 's'), a('results', 'a(ssss)')],
+    inSignature: 'a{sv}',
+    outSignature: 'sa(ssss)',
+    polkit: POLKIT_ACTIONS.verify,
+    errors: ['InvalidArgument', 'NotAuthorized', 'Busy'],
   },
   GetHistory: {
     in: [a('limit', 'u')],

@@ -46,6 +46,7 @@ export interface ManagerBackend {
   trigger(call: CallContext, options: unknown): Promise<[boolean, string, string]>;
   setPolicy(call: CallContext, policy: string): Promise<void>;
   completeBoot(call: CallContext, options: unknown): Promise<string>;
+  checkDeep(call: CallContext, options: unknown): Promise<[string, Array<[string, string, string, string]>]>;
 }
 
 const stable = (v: unknown): string =>
@@ -107,6 +108,10 @@ export class LayersObject extends Interface {
 
   Check(msg: unknown): Promise<[string, Array<[string, string, string, string]>]> {
     return mapped(this.log, 'Check', () => this.ops.check(callContext(msg)));
+  }
+
+  CheckDeep(options: unknown, msg: unknown): Promise<[string, Array<[string, string, string, string]>]> {
+    return mapped(this.log, 'CheckDeep', () => this.ops.checkDeep(callContext(msg), options));
   }
 
   GetHistory(limit: number, msg: unknown): Promise<Dict[]> {

@@ -12,7 +12,12 @@ import { readGrubenv, updateGrubenv, withVar, NEXT_ENTRY, SAVED_ENTRY } from '..
 import { expandGrubVars, extraArgs, splitArgs } from '../boot/kernel-args';
 import { carryForwardEtc } from '../etc/carry-forward';
 import { FailedError, ImgbasedError } from '../errors';
+import { buildManifest, compareManifests, manifestDigest, summarizeDiff } from '../image/manifest';
+import { manifestFile, storeManifest } from '../image/manifest-store';
+import { syncTree } from '../image/sync-base';
 import { copyBlocks, copyTree } from '../image/write-base';
+import { removeDurable } from '../system/durable';
+import { run } from '../system/run';
 import type { Step } from '../plan/steps';
 import type { StorageBackend } from '../storage/backend';
 import { TAG, withMounted } from '../storage/backend';
@@ -50,6 +55,13 @@ async function writeBootVars(grubenv: string, saved: string | null | undefined, 
     if (next !== undefined) out = withVar(out, NEXT_ENTRY, next ?? undefined);
     return out;
   });
+}
+
+/** fstrim a mounted filesystem; returns the bytes it reports trimmed (0 when it says nothing). */
+async function trimFs(mountpoint: string): Promise<number> {
+  const { stdout } = await run(['fstrim', '-v', mountpoint]);
+  const m = /\((\d+) bytes\) trimmed/.exec(stdout);
+  return m?.[1] ? Number(m[1]) : 0;
 }
 
 /** Unmount if the volume exists and is mounted; used by undo paths. */
@@ -147,6 +159,53 @@ export function executors(): ExecutorMap<Step, Services> {
       do: (a, ctx) => (a.method === 'blocks' ? writeBlocks : writeTree)(ctx, ctx.services.backend, a.name),
       // The base itself goes with create-base's undo; only a mount may be left behind.
       undo: (a, ctx) => release(ctx, a.name),
+    },
+    'sync-base': {
+      do: async (a, ctx) => {
+        const { backend } = ctx.services;
+        const image = needImage(ctx);
+        await backend.activate(a.name);
+        // The snapshot shares its origin's filesystem UUID; two mounted filesystems must never share one.
+        const fsUuid = await backend.newFsUuid(a.name);
+        const size = (await backend.get(a.name))?.sizeBytes ?? 0;
+        if (a.sizeBytes > size) await backend.grow(a.name, a.sizeBytes);
+        return withMounted(backend, a.name, {}, async (dst) => {
+          const r = await syncTree({
+            srcRoot: image.root, dstRoot: dst, signal: ctx.signal, bytesTotal: image.usedBytes,
+            onProgress: (done, total) => {
+              ctx.progress({ bytesDone: done, bytesTotal: total });
+              ctx.failpoint();
+            },
+          });
+          // Blocks of deleted and rewritten files go back to the thin pool before the base is protected.
+          const trimmed = backend.kind === 'lvm' ? await trimFs(dst) : 0;
+          return { ...r, fsUuid, trimmedBytes: trimmed };
+        });
+      },
+      undo: (a, ctx) => release(ctx, a.name),
+    },
+    'verify-base': {
+      do: async (a, ctx) => {
+        const { backend, paths } = ctx.services;
+        const image = needImage(ctx);
+        const progress = (files: number): void => {
+          ctx.progress({ message: `${files} files hashed` });
+          ctx.failpoint();
+        };
+        const expected = await buildManifest(image.root, { signal: ctx.signal, onProgress: progress });
+        const actual = await withMounted(backend, a.name, { readOnly: true }, (root) =>
+          buildManifest(root, { signal: ctx.signal, onProgress: progress }));
+        const diff = compareManifests(expected, actual);
+        if (!diff.equal) {
+          throw new FailedError(`${a.name} does not match the image after the delta write: ${summarizeDiff(diff)}`);
+        }
+        await storeManifest(paths.stateDir, a.name, expected);
+        return { entries: expected.entries.length, digest: manifestDigest(expected) };
+      },
+      undo: async (a, ctx) => {
+        await release(ctx, a.name);
+        await removeDurable(manifestFile(ctx.services.paths.stateDir, a.name));
+      },
     },
     'protect-base': {
       do: (a, ctx) => ctx.services.backend.protect(a.name),
@@ -262,7 +321,10 @@ export function executors(): ExecutorMap<Step, Services> {
       undo: async () => undefined,
     },
     'remove-base': {
-      do: (a, ctx) => removeVolume(ctx, a.name),
+      do: async (a, ctx) => {
+        await removeVolume(ctx, a.name);
+        await removeDurable(manifestFile(ctx.services.paths.stateDir, a.name));
+      },
       undo: async () => undefined,
     },
   };

@@ -16,6 +16,13 @@ export interface StepArgs {
   /** `format`: make the filesystem (tree writes); a block write brings its own. */
   'create-base': { name: string; sizeBytes: number; fsType: FsType; format: boolean };
   'write-base': { name: string; image: string; method: 'tree' | 'blocks' };
+  /**
+   * Delta write (after snapshot-base from the newest base): new fs UUID, grow to sizeBytes, rsync the image's tree
+   * in place, trim freed blocks. Undo: only a mount may be left (the volume goes with snapshot-base's undo).
+   */
+  'sync-base': { name: string; from: string; sizeBytes: number };
+  /** The base's manifest must equal the image's (else the transaction fails); the image's is stored for check --deep. */
+  'verify-base': { name: string };
   'protect-base': { name: string };
   'create-layer': { base: string; name: string };
   'carry-etc': { from: string; to: string };

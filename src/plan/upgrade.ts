@@ -24,10 +24,15 @@ export interface ImageFacts {
   readonly fsType: FsType;
 }
 
+/** How a new base is written: file copy, sparse block copy, or snapshot of the newest base + in-place sync. */
+export type WriteWay = 'tree' | 'blocks' | 'delta';
+
 export interface UpgradeRequest {
   readonly allowDowngrade: boolean;
   readonly keepBases: number;
-  readonly method: 'tree' | 'blocks';
+  readonly method: WriteWay;
+  /** delta: the newest base the new one is snapshotted from (same filesystem type). */
+  readonly deltaFrom?: string;
   /** Virtual size of the new base (imgbased: the current layer's size), at least the image's own size. */
   readonly sizeBytes: number;
   /** Filesystem of the new base: the running layer's (tree writes) or the image's own (block writes). */
@@ -55,12 +60,26 @@ export function planUpgrade(state: HostState, image: ImageFacts, req: UpgradeReq
   const from = state.current ?? state.defaultLayer ?? newestLayer(state.layout)?.name ?? null;
   if (!from) throw new InvalidArgumentError('no layer to upgrade from: the layout is not initialised (run imgbased init)');
 
+  const write: Step[] = [];
+  if (req.method === 'delta') {
+    const from = req.deltaFrom;
+    if (!from || !findBase(state.layout, from)) throw new InvalidArgumentError(`the delta write needs an existing base to start from, got "${from ?? ''}"`);
+    write.push(
+      step('snapshot-base', { from, name: baseName }, `Create base ${baseName} as a snapshot of ${from}`),
+      step('sync-base', { name: baseName, from, sizeBytes: req.sizeBytes }, `Write the changes of the image into ${baseName}`, { weight: 10 }),
+      step('verify-base', { name: baseName }, `Verify ${baseName} against the image's manifest`, { weight: 6 }),
+    );
+  } else {
+    write.push(
+      step('create-base', { name: baseName, sizeBytes: req.sizeBytes, fsType: req.fsType, format: req.method === 'tree' },
+        `Create base ${baseName}`),
+      step('write-base', { name: baseName, image: image.path, method: req.method }, `Write image into ${baseName}`, {
+        weight: 20,
+      }),
+    );
+  }
   const steps: Step[] = [
-    step('create-base', { name: baseName, sizeBytes: req.sizeBytes, fsType: req.fsType, format: req.method === 'tree' },
-      `Create base ${baseName}`),
-    step('write-base', { name: baseName, image: image.path, method: req.method }, `Write image into ${baseName}`, {
-      weight: 20,
-    }),
+    ...write,
     step('protect-base', { name: baseName }, `Protect base ${baseName}`),
     step('create-layer', { base: baseName, name: layerName }, `Create layer ${layerName}`),
     step('carry-etc', { from, to: layerName }, `Carry /etc from ${from}`, { weight: 3 }),

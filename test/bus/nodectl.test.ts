@@ -73,6 +73,11 @@ describe('nodectl', () => {
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/^Status: OK\nThin storage \.\.\. OK\n  Checking available space in thinpool \.\.\. OK\n/);
     expect((await nodectl('nobody', ['check', '--oneline'])).stdout).toBe('Status: OK\n');
+    // --deep also verifies the bases (polkit: an administrator's call); v1 was installed without a manifest
+    expect((await nodectl('nobody', ['check', '--deep'])).code).toBe(3);
+    const deep = await nodectl('granted', ['check', '--deep']);
+    expect(deep.code).toBe(0);
+    expect(deep.stdout).toContain(`Bases ... OK\n  ${NVR.v1} ... OK\n`);
     expect(JSON.parse((await nodectl('nobody', ['--json', 'check'])).stdout).groups.Bootloader.status).toBe('OK');
   });
 

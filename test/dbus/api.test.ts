@@ -258,5 +258,6 @@ it('mutating methods are exactly those with a polkit action', () => {
     .map(([name]) => name);
   expect(sorted(mutating)).toEqual(sorted([
     'Upgrade', 'Rollback', 'Cleanup', 'RemoveBase', 'Pin', 'AutomaticUpdateTrigger', 'SetAutomaticUpdatePolicy', 'CompleteBoot',
+    'CheckDeep', // read-only, but it mounts and reads every base: an administrator's call
   ]));
 });

@@ -27,7 +27,13 @@ async function cli(sysroot: string, args: string[], failpoint?: string): Promise
   }
 }
 
-describe('crash matrix (SIGKILL at every step boundary, then recovery)', () => {
+const WAYS = [
+  { method: 'tree', write: ['create-base', 'write-base'], during: ['during:write-base'] },
+  { method: 'delta', write: ['snapshot-base', 'sync-base', 'verify-base'], during: ['during:sync-base', 'during:verify-base'] },
+] as const;
+
+describe.each(WAYS)('crash matrix, $method base write (SIGKILL at every step boundary, then recovery)', ({ method, write, during }) => {
+  const upgradeArgs = (image: string): string[] => ['upgrade', image, '--keep', '1', '--method', method];
   let dir: string;
   let pristine: string;
   let image: string;
@@ -55,12 +61,12 @@ describe('crash matrix (SIGKILL at every step boundary, then recovery)', () => {
 
     const reference = path.join(dir, 'reference');
     await copyTree(pristine, reference);
-    const r = await cli(reference, ['upgrade', image, '--keep', '1']);
-    expect(r).toMatchObject({ code: 0 });
+    const r = await cli(reference, upgradeArgs(image));
+    expect({ code: r.code, stderr: r.code === 0 ? "" : r.stderr }).toEqual({ code: 0, stderr: "" });
     newState = await snapshotHost(reference);
     steps = await upgradeStepIds(await Engine.open({ sysroot: reference }));
     expect(steps.map((s) => s.id)).toEqual([
-      'create-base', 'write-base', 'protect-base', 'create-layer', 'carry-etc', 'migrate-var', 'install-boot',
+      ...write, 'protect-base', 'create-layer', 'carry-etc', 'migrate-var', 'install-boot',
       'start-trial', `remove-layer:${NVR.v1}+1`, `remove-base:${NVR.v1}`,
     ]);
   });
@@ -68,7 +74,7 @@ describe('crash matrix (SIGKILL at every step boundary, then recovery)', () => {
 
   const boundaries = (): string[] => [
     ...steps.flatMap((s) => [`before:${s.id}`, `after:${s.id}`]),
-    'during:write-base',
+    ...during,
   ];
 
   it('covers every boundary: old state before the point of no return, new state after it', async () => {
@@ -76,7 +82,7 @@ describe('crash matrix (SIGKILL at every step boundary, then recovery)', () => {
     for (const fp of boundaries()) {
       const host = path.join(dir, `case-${fp.replace(/[^a-z0-9]/gi, '_')}`);
       await copyTree(pristine, host);
-      const crashed = await cli(host, ['upgrade', image, '--keep', '1'], fp);
+      const crashed = await cli(host, upgradeArgs(image), fp);
       expect({ fp, signal: crashed.signal }).toEqual({ fp, signal: 'SIGKILL' });
       const rec = await cli(host, ['recover', '--json']);
       if (rec.code !== 0) throw new Error(`recover after ${fp} failed: ${rec.stderr}`);
@@ -93,7 +99,7 @@ describe('crash matrix (SIGKILL at every step boundary, then recovery)', () => {
       });
       verdicts[fp] = phase === 'finalize' ? 'new' : 'old';
       // A following upgrade succeeds on the recovered host.
-      if (fp === 'during:write-base') expect((await cli(host, ['upgrade', image, '--keep', '1'])).code).toBe(0);
+      if (fp === during[0]) expect((await cli(host, upgradeArgs(image))).code).toBe(0);
       await fs.rm(host, { recursive: true, force: true });
     }
     expect(Object.keys(verdicts)).toHaveLength(boundaries().length);

@@ -242,14 +242,16 @@ See nodectl(8) for more.`);
   documented(program.command('check')
     .description('health report: Status: OK|WARN|FAILED with its groups; exit 5 on problems')
     .option('--oneline', 'only the status line')
-    .action((o: { oneline?: boolean }) => run(async (c) => {
-      const [status, rows] = await c.layers('Check');
+    .option('--deep', 'also compare every kept base with the manifest of its image (reads every file; needs polkit)')
+    .action((o: { oneline?: boolean; deep?: boolean }) => run(async (c) => {
+      const [status, rows] = o.deep ? await c.layers('CheckDeep', 'a{sv}', [{}]) : await c.layers('Check');
       const d = checkData(str(status, 'Check.status'), parseCheckRows(plain(rows)));
       if (g().json) printJson(d);
       else out(renderCheck(d, o.oneline === true));
       return d.status === 'OK' ? EXIT.ok : EXIT.checkProblems;
     })), {
     examples: [['nodectl check', 'every group and check'], ['nodectl check --oneline', 'Status: OK'],
+      ['nodectl check --deep', 'and prove each base still equals its image'],
       ['nodectl --json check', 'as JSON']],
   });
 

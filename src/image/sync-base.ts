@@ -1,0 +1,77 @@
+/**
+ * The "delta" base write: the new base starts as a thin snapshot of the newest base and the new image's tree is
+ * synchronised into it in place. Unchanged files keep their (shared) blocks, so the pool grows only by what changed.
+ *
+ * rsync does the synchronisation: -a (owners as numbers, modes, times, symlinks, devices, specials), -H (hard
+ * links), -A (ACLs), -X (every xattr incl. security.selinux and security.capability), -S (sparse), --delete (what
+ * the image no longer has), --modify-window=-1 (times compared and kept to the nanosecond: the default compares whole
+ * seconds and would leave sub-second differences). Its quick check (size and mtime) decides what is rewritten; the manifest comparison
+ * that follows (src/image/manifest.ts, step verify-base) proves the result equal to the image, so a file that the
+ * quick check wrongly took for unchanged fails the transaction instead of going unnoticed.
+ */
+import { CancelledError, FailedError } from '../errors';
+import { run } from '../system/run';
+
+export interface SyncTreeOptions {
+  readonly srcRoot: string;
+  readonly dstRoot: string;
+  readonly signal?: AbortSignal;
+  /** (files seen so far, bytes transferred so far) — from rsync's progress output, coarse. */
+  readonly onProgress?: (done: number, total: number) => void;
+  /** Bytes the image's tree holds (for progress). */
+  readonly bytesTotal?: number;
+}
+
+export interface SyncTreeResult {
+  /** Regular-file bytes rsync wrote (rsync's "Total transferred file size"). */
+  readonly bytesWritten: number;
+  /** Files (of every type) created or rewritten. */
+  readonly filesTransferred: number;
+  /** Entries removed because the image no longer has them. */
+  readonly filesDeleted: number;
+  /** Regular-file bytes of the whole image tree ("Total file size"). */
+  readonly bytesTotal: number;
+}
+
+/** The numbers of `rsync --stats` output (GNU rsync 3.x; thousands separators allowed). Pure. */
+export function parseRsyncStats(out: string): SyncTreeResult {
+  const num = (label: RegExp): number => {
+    const m = label.exec(out);
+    if (!m?.[1]) throw new FailedError(`rsync --stats: no "${label.source}" in its output`);
+    return Number(m[1].replace(/[,.]/g, ''));
+  };
+  return {
+    bytesWritten: num(/^Total transferred file size: ([\d,.]+) bytes/m),
+    filesTransferred: num(/^Number of regular files transferred: ([\d,.]+)/m),
+    filesDeleted: /^Number of deleted files: ([\d,.]+)/m.test(out) ? num(/^Number of deleted files: ([\d,.]+)/m) : 0,
+    bytesTotal: num(/^Total file size: ([\d,.]+) bytes/m),
+  };
+}
+
+export async function syncTree(opts: SyncTreeOptions): Promise<SyncTreeResult> {
+  if (opts.signal?.aborted) throw new CancelledError();
+  const total = opts.bytesTotal ?? 0;
+  opts.onProgress?.(0, total);
+  let last = -1;
+  const { stdout } = await run(
+    ['rsync', '-aHAXS', '--numeric-ids', '--delete', '--modify-window=-1', '--stats', '--info=progress2', '--no-inc-recursive', '--',
+      `${opts.srcRoot}/`, `${opts.dstRoot}/`],
+    {
+      ...(opts.signal ? { signal: opts.signal } : {}),
+      // progress2 lines: "\r    1,234,567  42%   10.00MB/s    0:00:01 (xfr#3, to-chk=5/10)"
+      onStdout: (chunk) => {
+        for (const m of chunk.matchAll(/([\d,]+)\s+(\d{1,3})%/g)) {
+          const pct = Number(m[2]);
+          if (pct !== last && total > 0) {
+            last = pct;
+            opts.onProgress?.(Math.floor((total * Math.min(pct, 99)) / 100), total);
+          }
+        }
+      },
+    },
+  );
+  if (opts.signal?.aborted) throw new CancelledError();
+  const r = parseRsyncStats(stdout);
+  opts.onProgress?.(total || r.bytesTotal, total || r.bytesTotal);
+  return r;
+}
