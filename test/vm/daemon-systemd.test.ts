@@ -364,7 +364,13 @@ describe('the installed daemon under real systemd: activation, READY, watchdog, 
       throw new Error(`upgrade ${out.state}: ${JSON.stringify(err)}\n${await journalText(UNIT)}`);
     }
     const lvs = await lvsState();
-    expect(lvs[NVR.v2]).toMatchObject({ attr: 'Vri---tz-k', tags: [TAG.base], origin: null });
+    // WriteMethod=auto on lvm with a base of the image's filesystem: a delta write (thin snapshot of v1's base, the
+    // image's tree synchronised into it and verified against the image's manifest)
+    expect(lvs[NVR.v2]).toMatchObject({ attr: 'Vri---tz-k', tags: [TAG.base], origin: NVR.v1 });
+    const last = (await getProp(OBJ, LAYERS, 'LastTransaction', 'a{sv}')) as Record<string, { data?: unknown } | undefined>;
+    expect(last['write-method']?.data).toBe('delta');
+    expect(Number(last['bytes-written']?.data)).toBeGreaterThan(0);
+    expect(await fs.stat(`/var/lib/imgbased/manifests/${NVR.v2}.json`)).toBeTruthy();
     expect(lvs[`${NVR.v2}+1`]).toMatchObject({ attr: 'Vwi-a-tz--', tags: [TAG.layer], origin: NVR.v2 });
     const { [NVR.v2]: _b, [`${NVR.v2}+1`]: _l, ...rest } = lvs;
     expect(rest).toEqual(before);

@@ -125,7 +125,10 @@ describe('engine on real LVM thin: init, upgrade, rollback, cleanup, crashes, po
 
     // The installer: VG + thin pool (no autoextend room issues: 20G disk), a thin root LV with the image's tree.
     const host = await installOvirtHost({
-      imagePath: img['v1'], trustedKey: path.join(images.key.trustedKeysDir, 'test.asc'), config: OVIRT_CONFIG, writeCmdline: true,
+      // This file covers the full writes (blocks, tree) and the classic flow (the upgrade sets the default): delta
+      // writes and boot assessment on dm-thin are covered by daemon-systemd.test.ts.
+      imagePath: img['v1'], trustedKey: path.join(images.key.trustedKeysDir, 'test.asc'),
+      config: `${OVIRT_CONFIG}WriteMethod=blocks\n[Boot]\nAssessment=no\n`, writeCmdline: true,
     });
     fx = host.fx;
     sysroot = host.sysroot;
@@ -180,7 +183,7 @@ describe('engine on real LVM thin: init, upgrade, rollback, cleanup, crashes, po
     expect((await engine.state()).current).toBe(`${NVR.v1}+1`);
   });
 
-  it('upgrade (method chosen: blocks): base NVR read-only/skip/inactive, fsck clean, grown, new UUID, same tree', async () => {
+  it('upgrade (WriteMethod=blocks): base NVR read-only/skip/inactive, fsck clean, grown, new UUID, same tree', async () => {
     // the administrator's change, made on the running (mounted) layer
     await fs.appendFile(path.join(runningMnt, 'etc/hosts'), '192.0.2.10 engine.example.com\n');
     const before = await lvsState();
