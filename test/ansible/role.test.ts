@@ -30,6 +30,7 @@ import type { RunResult } from '../bus/harness';
 import { eventually, PrivateBus, runCommand } from '../bus/harness';
 import type { ImageSet } from '../helpers/host';
 import { NVR, V2_CHANGES, sandboxHost, snapshotHost } from '../helpers/host';
+import { stopChild } from '../../src/sandbox/snmpd';
 
 const REPO = path.resolve(__dirname, '../..');
 const DAEMON = path.join(REPO, 'dist/src/daemon/main.js');
@@ -102,10 +103,7 @@ describe('Ansible role ovirt_node_layers (real ansible-playbook, sandbox daemon)
   async function stopDaemon(): Promise<void> {
     const d = daemon;
     daemon = null;
-    if (!d || d.exitCode !== null || d.signalCode !== null) return;
-    const gone = new Promise((r) => d.once('exit', r));
-    d.kill('SIGTERM');
-    await gone;
+    if (d) await stopChild(d);
   }
 
   /** (Re)start the daemon (it reads imgbased.conf at start-up). */

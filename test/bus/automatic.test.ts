@@ -14,6 +14,7 @@ import { eventually, PrivateBus } from './harness';
 import { ok, unwrap, v } from './wire';
 import { NVR, snapshotHost, sandboxHost } from '../helpers/host';
 import type { ImageSet } from '../helpers/host';
+import { stopChild } from '../../src/sandbox/snmpd';
 
 const REPO = path.resolve(__dirname, '../..');
 const DAEMON = path.join(REPO, 'dist/src/daemon/main.js');
@@ -57,10 +58,7 @@ describe('automatic update policy × running VMs × maintenance window', () => {
   async function stopDaemon(): Promise<void> {
     const d = daemon;
     daemon = null;
-    if (!d || d.exitCode !== null || d.signalCode !== null) return;
-    const gone = new Promise((r) => d.once('exit', r));
-    d.kill('SIGTERM');
-    await gone;
+    if (d) await stopChild(d);
   }
 
   /** (Re)start the daemon with this maintenance window (the config is read at start-up). */

@@ -17,6 +17,7 @@ import { eventually, PrivateBus } from './harness';
 import { ok, unwrap, v } from './wire';
 import { NVR, sandboxHost, snapshotHost } from '../helpers/host';
 import type { ImageSet } from '../helpers/host';
+import { stopChild } from '../../src/sandbox/snmpd';
 
 const execFileP = promisify(execFile);
 const REPO = path.resolve(__dirname, '../..');
@@ -80,10 +81,7 @@ describe('boot assessment: trial boot, health gates, fallback', () => {
   async function stopDaemon(): Promise<void> {
     const d = daemon;
     daemon = null;
-    if (!d || d.exitCode !== null || d.signalCode !== null) return;
-    const gone = new Promise((r) => d.once('exit', r));
-    d.kill('SIGTERM');
-    await gone;
+    if (d) await stopChild(d);
   }
 
   async function startDaemon(boot: string): Promise<void> {
