@@ -12,10 +12,11 @@ import { readGrubenv, updateGrubenv, withVar, NEXT_ENTRY, SAVED_ENTRY } from '..
 import { expandGrubVars, extraArgs, splitArgs } from '../boot/kernel-args';
 import { carryForwardEtc } from '../etc/carry-forward';
 import { FailedError, ImgbasedError } from '../errors';
-import { buildManifest, compareManifests, manifestDigest, summarizeDiff } from '../image/manifest';
-import { manifestFile, storeManifest } from '../image/manifest-store';
-import { syncTree } from '../image/sync-base';
-import { copyBlocks, copyTree } from '../image/write-base';
+import { alongsideImageManifest, imageManifest } from '../image/image-manifest';
+import { buildManifest, compareManifests, manifestDigest, summarizeDiff, type Manifest } from '../image/manifest';
+import { loadManifest, manifestFile, storeManifest } from '../image/manifest-store';
+import { quickCheckBlind, resyncFiles, syncTree } from '../image/sync-base';
+import { copyBlocks, copyTree, type CopyBlocksResult } from '../image/write-base';
 import { removeDurable } from '../system/durable';
 import { run } from '../system/run';
 import type { Step } from '../plan/steps';
@@ -87,7 +88,7 @@ function needImage(ctx: StepContext<Services>) {
   return image;
 }
 
-async function writeTree(ctx: StepContext<Services>, backend: StorageBackend, name: string): Promise<unknown> {
+async function writeTree(ctx: StepContext<Services>, backend: StorageBackend, name: string): Promise<{ bytesTotal: number }> {
   const image = needImage(ctx);
   return withMounted(backend, name, {}, async (dst) => {
     const r = await copyTree({
@@ -103,7 +104,7 @@ async function writeTree(ctx: StepContext<Services>, backend: StorageBackend, na
   });
 }
 
-async function writeBlocks(ctx: StepContext<Services>, backend: StorageBackend, name: string): Promise<unknown> {
+async function writeBlocks(ctx: StepContext<Services>, backend: StorageBackend, name: string): Promise<CopyBlocksResult> {
   const image = needImage(ctx);
   const device = backend.blockDevice(name);
   if (!device) throw new FailedError(`the ${backend.kind} backend has no block devices: use the tree write method`);
@@ -121,6 +122,18 @@ async function writeBlocks(ctx: StepContext<Services>, backend: StorageBackend, 
   await backend.grow(name, size);
   await backend.newFsUuid(name);
   return r;
+}
+
+/** Store the image's manifest as the base's (for check --deep); what the journal keeps of it. */
+async function keepManifest(ctx: StepContext<Services>, base: string, m: Manifest): Promise<{ entries: number; digest: string }> {
+  await storeManifest(ctx.services.paths.stateDir, base, m);
+  return { entries: m.entries.length, digest: manifestDigest(m) };
+}
+
+/** Undo of a step that wrote a base: release its mount, drop its stored manifest (the volume goes with its creator). */
+async function forgetBase(ctx: StepContext<Services>, base: string): Promise<void> {
+  await release(ctx, base);
+  await removeDurable(manifestFile(ctx.services.paths.stateDir, base));
 }
 
 export function executors(): ExecutorMap<Step, Services> {
@@ -156,30 +169,44 @@ export function executors(): ExecutorMap<Step, Services> {
       undo: (a, ctx) => removeVolume(ctx, a.name),
     },
     'write-base': {
-      do: (a, ctx) => (a.method === 'blocks' ? writeBlocks : writeTree)(ctx, ctx.services.backend, a.name),
-      // The base itself goes with create-base's undo; only a mount may be left behind.
-      undo: (a, ctx) => release(ctx, a.name),
+      // The image's manifest is built while the copy runs and stored for check --deep.
+      do: async (a, ctx) => {
+        const { result, manifest } = await alongsideImageManifest(needImage(ctx), ctx.signal, () =>
+          (a.method === 'blocks' ? writeBlocks : writeTree)(ctx, ctx.services.backend, a.name));
+        return { ...result, manifest: await keepManifest(ctx, a.name, manifest) };
+      },
+      // The base itself goes with create-base's undo; only a mount and the stored manifest may be left behind.
+      undo: (a, ctx) => forgetBase(ctx, a.name),
     },
     'sync-base': {
       do: async (a, ctx) => {
-        const { backend } = ctx.services;
+        const { backend, paths } = ctx.services;
         const image = needImage(ctx);
         await backend.activate(a.name);
         // The snapshot shares its origin's filesystem UUID; two mounted filesystems must never share one.
         const fsUuid = await backend.newFsUuid(a.name);
         const size = (await backend.get(a.name))?.sizeBytes ?? 0;
         if (a.sizeBytes > size) await backend.grow(a.name, a.sizeBytes);
+        // What the origin holds, as stored when it was installed; null for init's base (then rsync compares contents).
+        const origin = await loadManifest(paths.stateDir, a.from);
         return withMounted(backend, a.name, {}, async (dst) => {
-          const r = await syncTree({
-            srcRoot: image.root, dstRoot: dst, signal: ctx.signal, bytesTotal: image.usedBytes,
+          // The image is hashed while rsync runs; verify-base reuses that manifest.
+          const { result: r, manifest } = await alongsideImageManifest(image, ctx.signal, () => syncTree({
+            srcRoot: image.root, dstRoot: dst, signal: ctx.signal, bytesTotal: image.usedBytes, checksum: origin === null,
             onProgress: (done, total) => {
               ctx.progress({ bytesDone: done, bytesTotal: total });
               ctx.failpoint();
             },
-          });
+          }));
+          // Files rsync's quick check skipped although their content changed (same size and mtime) go again.
+          const blind = origin ? quickCheckBlind(origin, manifest) : [];
+          const again = blind.length > 0 ? await resyncFiles({ srcRoot: image.root, dstRoot: dst, paths: blind, signal: ctx.signal }) : null;
           // Blocks of deleted and rewritten files go back to the thin pool before the base is protected.
           const trimmed = backend.kind === 'lvm' ? await trimFs(dst) : 0;
-          return { ...r, fsUuid, trimmedBytes: trimmed };
+          return {
+            ...r, bytesWritten: r.bytesWritten + (again?.bytesWritten ?? 0), compared: origin ? 'manifest' : 'checksum',
+            resent: blind.slice(0, 100), fsUuid, trimmedBytes: trimmed,
+          };
         });
       },
       undo: (a, ctx) => release(ctx, a.name),
@@ -192,20 +219,18 @@ export function executors(): ExecutorMap<Step, Services> {
           ctx.progress({ message: `${files} files hashed` });
           ctx.failpoint();
         };
-        const expected = await buildManifest(image.root, { signal: ctx.signal, onProgress: progress });
+        const expected = await imageManifest(image, { signal: ctx.signal, onProgress: progress });
         const actual = await withMounted(backend, a.name, { readOnly: true }, (root) =>
           buildManifest(root, { signal: ctx.signal, onProgress: progress }));
         const diff = compareManifests(expected, actual);
         if (!diff.equal) {
-          throw new FailedError(`${a.name} does not match the image after the delta write: ${summarizeDiff(diff)}`);
+          throw new FailedError(`${a.name} does not match the image after the delta write: ${summarizeDiff(diff)}`, {
+            hint: 'the base it was made from may have changed since it was installed (nodectl check --deep); WriteMethod=blocks writes the image in full',
+          });
         }
-        await storeManifest(paths.stateDir, a.name, expected);
-        return { entries: expected.entries.length, digest: manifestDigest(expected) };
+        return keepManifest(ctx, a.name, expected);
       },
-      undo: async (a, ctx) => {
-        await release(ctx, a.name);
-        await removeDurable(manifestFile(ctx.services.paths.stateDir, a.name));
-      },
+      undo: (a, ctx) => forgetBase(ctx, a.name),
     },
     'protect-base': {
       do: (a, ctx) => ctx.services.backend.protect(a.name),

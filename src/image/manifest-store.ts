@@ -1,6 +1,7 @@
 /**
- * Stored image manifests: `<stateDir>/manifests/<base>.json`, written when a base is installed (delta writes, after
- * the base was proven equal to it), read by `check --deep` to ask whether a kept base still matches its image.
+ * Stored image manifests: `<stateDir>/manifests/<base>.json`, written when a base is installed (by a full write, and by
+ * a delta write once the base was proven equal to it), read by `check --deep` to ask whether a kept base still matches
+ * its image. Bases made by `init` (a snapshot of the installed root) or by real imgbased have none.
  */
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';

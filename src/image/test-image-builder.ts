@@ -94,6 +94,12 @@ export interface BuildTestImageOptions {
   readonly scratchDir?: string;
   /** squashfs compressor (default lz4: the fastest here; gzip -Xcompression-level 1 is the portable choice). */
   readonly compression?: 'lz4' | 'gzip';
+  /**
+   * Every entry's mtime, as a reproducible build clamps them (SOURCE_DATE_EPOCH). Default: files keep the time they
+   * were written (whole seconds in an ext4 rootfs: mkfs.ext4 -d drops the nanoseconds), directories and symlinks a
+   * fixed time.
+   */
+  readonly mtime?: Date;
 }
 
 export interface BuiltTestImage {
@@ -342,6 +348,7 @@ export async function buildTestImage(opts: BuildTestImageOptions): Promise<Built
     }
     await writeTree(root, entries);
     await fixDirTimes(root);
+    if (opts.mtime) await run(['find', root, '-exec', 'touch', '-h', '-d', `@${Math.floor(opts.mtime.getTime() / 1000)}`, '{}', '+']);
 
     const rootfs = join(live, 'rootfs.img');
     if (opts.corrupt === 'rootfs-garbage') await writeFile(rootfs, randomBytes(1024 * 1024));

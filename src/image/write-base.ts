@@ -7,7 +7,8 @@
  * destination holds a partial copy and must be discarded by the caller (the transaction's undo removes the volume).
  */
 import { open, stat, statfs } from 'node:fs/promises';
-import { CancelledError, InvalidArgumentError, NoSpaceError } from '../errors';
+import { availableParallelism } from 'node:os';
+import { CancelledError, FailedError, InvalidArgumentError, NoSpaceError } from '../errors';
 import { run } from '../system/run';
 
 export type ProgressFn = (bytesDone: number, bytesTotal: number) => void;
@@ -32,6 +33,8 @@ export interface CopyBlocksOptions {
   readonly device: string;
   readonly signal?: AbortSignal;
   readonly onProgress?: ProgressFn;
+  /** Chunks in flight at once (default defaultCopyConcurrency()). */
+  readonly concurrency?: number;
 }
 
 export interface CopyBlocksResult {
@@ -102,10 +105,34 @@ async function targetCapacity(device: string): Promise<number | null> {
   return Number(stdout.trim());
 }
 
+/** Default number of chunks in flight: reading (squashfs decompression) of one overlaps writing of another. */
+export function defaultCopyConcurrency(): number {
+  return Math.max(2, Math.min(4, availableParallelism()));
+}
+
+/** Offsets (relative to the buffer) and lengths of the maximal runs of non-zero grains in buf[0, length). */
+export function nonZeroRuns(buf: Buffer, length: number): Array<[number, number]> {
+  const runs: Array<[number, number]> = [];
+  let runStart = -1;
+  for (let off = 0; off <= length; off += GRAIN) {
+    const end = Math.min(off + GRAIN, length);
+    const zero = off >= length || buf.subarray(off, end).equals(end - off === GRAIN ? ZERO : ZERO.subarray(0, end - off));
+    if (!zero && runStart < 0) runStart = off;
+    if (zero && runStart >= 0) {
+      runs.push([runStart, off - runStart]);
+      runStart = -1;
+    }
+  }
+  if (runStart >= 0) runs.push([runStart, length - runStart]);
+  return runs;
+}
+
 /**
  * Sparse block copy: reads the image in 4 MiB chunks and writes only the 64 KiB grains that are not all zero, at the
  * same offsets. Zero detection by content rather than SEEK_HOLE because rootfs.img lives on squashfs, which reports
  * no holes. Skipped grains rely on the target reading as zeros (a fresh thin LV does; that also keeps it thin).
+ * `concurrency` chunks are in flight at once (positional reads and writes), so the decompression of one overlaps the
+ * write of another; progress is the sum of finished chunks and only grows.
  */
 export async function copyBlocks(opts: CopyBlocksOptions): Promise<CopyBlocksResult> {
   if (opts.signal?.aborted) throw new CancelledError();
@@ -118,32 +145,39 @@ export async function copyBlocks(opts: CopyBlocksOptions): Promise<CopyBlocksRes
     }
     const dst = await open(opts.device, 'r+');
     let written = 0;
-    try {
+    let done = 0;
+    let nextChunk = 0;
+    let failed = false;
+    const chunks = Math.ceil(total / CHUNK);
+    const worker = async (): Promise<void> => {
       const buf = Buffer.allocUnsafe(CHUNK);
-      opts.onProgress?.(0, total);
-      for (let pos = 0; pos < total; ) {
+      while (!failed && nextChunk < chunks) {
         if (opts.signal?.aborted) throw new CancelledError();
-        const { bytesRead } = await src.read(buf, 0, Math.min(CHUNK, total - pos), pos);
-        if (bytesRead === 0) break;
-        // Write maximal runs of non-zero grains.
-        let runStart = -1;
-        for (let off = 0; off <= bytesRead; off += GRAIN) {
-          const end = Math.min(off + GRAIN, bytesRead);
-          const zero = off >= bytesRead || buf.subarray(off, end).equals(end - off === GRAIN ? ZERO : ZERO.subarray(0, end - off));
-          if (!zero && runStart < 0) runStart = off;
-          if (zero && runStart >= 0) {
-            await writeAll(dst, buf, runStart, off - runStart, pos + runStart);
-            written += off - runStart;
-            runStart = -1;
-          }
+        const pos = nextChunk++ * CHUNK;
+        const want = Math.min(CHUNK, total - pos);
+        let got = 0;
+        while (got < want) {
+          const { bytesRead } = await src.read(buf, got, want - got, pos + got);
+          if (bytesRead === 0) throw new FailedError(`${opts.rootfsImage} ended at ${pos + got} of ${total} bytes`);
+          got += bytesRead;
         }
-        if (runStart >= 0) {
-          await writeAll(dst, buf, runStart, bytesRead - runStart, pos + runStart);
-          written += bytesRead - runStart;
+        for (const [off, len] of nonZeroRuns(buf, got)) {
+          await writeAll(dst, buf, off, len, pos + off);
+          written += len;
         }
-        pos += bytesRead;
-        opts.onProgress?.(pos, total);
+        done += got;
+        opts.onProgress?.(done, total);
       }
+    };
+    try {
+      opts.onProgress?.(0, total);
+      const n = Math.max(1, Math.min(opts.concurrency ?? defaultCopyConcurrency(), chunks));
+      const results = await Promise.allSettled(Array.from({ length: n }, () => worker().catch((e: unknown) => {
+        failed = true;
+        throw e;
+      })));
+      const rejected = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (rejected) throw rejected.reason;
       if (capacity === null) await dst.truncate(Math.max(total, (await dst.stat()).size));
       await dst.sync();
     } finally {

@@ -15,6 +15,7 @@ export interface StepArgs {
   'snapshot-base': { from: string; name: string };
   /** `format`: make the filesystem (tree writes); a block write brings its own. */
   'create-base': { name: string; sizeBytes: number; fsType: FsType; format: boolean };
+  /** Full write (cp -a of the tree, or a sparse block copy); the image's manifest, built meanwhile, is stored for check --deep. */
   'write-base': { name: string; image: string; method: 'tree' | 'blocks' };
   /**
    * Delta write (after snapshot-base from the newest base): new fs UUID, grow to sizeBytes, rsync the image's tree

@@ -105,4 +105,44 @@ describe('delta base write (snapshot of the newest base + in-place sync + manife
     expect(await snapshotHost(sysroot)).toEqual({ ...before, journal: expect.anything() });
     await expect(fs.access(manifestFile(engine.paths.stateDir, NVR.v3))).rejects.toMatchObject({ code: 'ENOENT' });
   });
+
+  it('a full write stores the image\'s manifest too (built while the tree is copied): check --deep verifies that base', async () => {
+    const v3 = await images.image(NVR.v3, V2_CHANGES);
+    const out = await engine.upgrade(v3.imagePath, { method: 'tree' });
+    expect(out.error).toBeNull();
+    const write = out.record.steps.find((s) => s.id === 'write-base');
+    expect(write?.result).toMatchObject({ manifest: { entries: expect.any(Number), digest: expect.stringMatching(/^[0-9a-f]{64}$/) } });
+    const stored = await loadManifest(engine.paths.stateDir, NVR.v3);
+    expect(stored?.entries.length).toBe((write?.result as { manifest: { entries: number } }).manifest.entries);
+    const report = await engine.verifyBases();
+    expect(report.find((b) => b.base === NVR.v3)).toEqual({ base: NVR.v3, status: 'ok', reason: expect.stringMatching(/^matches its image/) });
+    // the corrupted v2 is still reported
+    expect(report.find((b) => b.base === NVR.v2)?.status).toBe('failed');
+  });
+});
+
+describe('delta writes of reproducible images (every mtime clamped: rsync\'s quick check cannot see changed content)', () => {
+  let dir: string;
+  afterAll(() => fs.rm(dir, { recursive: true, force: true }));
+
+  it('from init\'s base (no stored manifest) rsync compares contents; from a base with one, the blind files are sent again', async () => {
+    dir = await tempDir('delta-clamped');
+    const images = await imageSet(dir);
+    const mtime = new Date('2025-06-01T00:00:00Z');
+    const sysroot = path.join(dir, 'sysroot');
+    const { engine } = await createSandbox({
+      sysroot, installImage: (await images.image(NVR.v1, { mtime })).imagePath, trustedKeys: [path.join(images.key.trustedKeysDir, 'test.asc')],
+    });
+    // v2 and v3 differ from their predecessors in files of the same size (os-release, the nvr file: 4.5.x-0.2025mm01.0)
+    for (const [nvr, from, compared] of [[NVR.v2, NVR.v1, 'checksum'], [NVR.v3, NVR.v2, 'manifest']] as const) {
+      const img = await images.image(nvr, { ...V2_CHANGES, mtime });
+      const out = await engine.upgrade(img.imagePath, { method: 'delta' });
+      expect(out.error).toBeNull();
+      const sync = out.record.steps.find((s) => s.id === 'sync-base')?.result as { compared: string; resent: string[] };
+      expect(sync.compared).toBe(compared);
+      if (compared === 'manifest') expect(sync.resent).toEqual(expect.arrayContaining(['etc/os-release', 'usr/share/imgbase/build/meta/nvr']));
+      expect(out.record.steps.find((s) => s.id === 'snapshot-base')?.args).toMatchObject({ from });
+    }
+    expect((await engine.verifyBases()).map((b) => [b.base, b.status])).toEqual([[NVR.v1, 'ok'], [NVR.v2, 'ok'], [NVR.v3, 'ok']]);
+  });
 });

@@ -122,6 +122,7 @@ export async function snapshotHost(sysroot: string): Promise<Record<string, unkn
     grubenv,
     bootStates,
     journal: await walk(path.join(sysroot, 'var/lib/imgbased/journal')),
+    manifests: await walk(path.join(sysroot, 'var/lib/imgbased/manifests')),
   };
 }
 

@@ -1,11 +1,11 @@
-import { randomBytes } from 'node:crypto';
-import { lstat, mkdir, readlink, stat, writeFile } from 'node:fs/promises';
+import { createHash, randomBytes } from 'node:crypto';
+import { lstat, mkdir, readFile, readlink, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CancelledError, NoSpaceError } from '../../src/errors';
 import { openImage, type OpenedImage } from '../../src/image/inspect';
 import { buildTestImage } from '../../src/image/test-image-builder';
-import { diffManifests, treeManifest } from '../../src/image/tree-manifest';
-import { copyBlocks, copyTree } from '../../src/image/write-base';
+import { buildManifest, compareManifests, summarizeDiff } from '../../src/image/manifest';
+import { copyBlocks, copyTree, nonZeroRuns } from '../../src/image/write-base';
 import { loopMount, unmountIfMounted } from '../../src/image/mount';
 import { run } from '../../src/system/run';
 import { cleanupDir, leftovers, makeExt4Mount, makeLoopDevice, tempDir } from './helpers';
@@ -32,6 +32,12 @@ afterAll(async () => {
   await cleanupDir(dir);
 });
 
+/** '' when the tree at `actual` is an exact copy of the one at `expected`, else what differs. */
+async function differences(expected: string, actual: string): Promise<string> {
+  const d = compareManifests(await buildManifest(expected), await buildManifest(actual));
+  return d.equal ? '' : summarizeDiff(d);
+}
+
 function monotonic(samples: ReadonlyArray<readonly [number, number]>): boolean {
   return samples.every(([d], i) => i === 0 || d >= (samples[i - 1]?.[0] ?? 0));
 }
@@ -42,8 +48,7 @@ describe('copyTree', () => {
     try {
       const progress: Array<[number, number]> = [];
       await copyTree({ srcRoot: img.root, dstRoot: dst.mnt, onProgress: (d, t) => progress.push([d, t]), pollMs: 5 });
-      const diff = diffManifests(await treeManifest(img.root), await treeManifest(dst.mnt));
-      expect(diff).toEqual([]);
+      expect(await differences(img.root, dst.mnt)).toBe('');
 
       // A few explicit checks, so a manifest bug cannot hide a copy bug.
       const tool = join(dst.mnt, 'usr/bin/example-tool');
@@ -128,8 +133,7 @@ describe('copyBlocks', () => {
       expect(after).not.toBe(before);
 
       await run(['mount', '-t', 'ext4', '-o', 'ro', loop.device, mnt]);
-      const diff = diffManifests(await treeManifest(img.root), await treeManifest(mnt));
-      expect(diff).toEqual([]);
+      expect(await differences(img.root, mnt)).toBe('');
       const fsBytes = Number((await run(['blockdev', '--getsize64', loop.device])).stdout.trim());
       expect(fsBytes).toBe(256 * 1024 * 1024);
     } finally {
@@ -181,5 +185,42 @@ describe('copyBlocks', () => {
     } finally {
       await unmountIfMounted(mnt);
     }
+  });
+
+  test('one chunk in flight or many: the same bytes, the same bytes written', async () => {
+    const sums: string[] = [];
+    const written: number[] = [];
+    for (const concurrency of [1, 4]) {
+      const target = join(dir, `target-${concurrency}.raw`);
+      await writeFile(target, '');
+      const progress: Array<[number, number]> = [];
+      const res = await copyBlocks({ rootfsImage: img.rootfsImage, device: target, concurrency, onProgress: (d, t) => progress.push([d, t]) });
+      expect(monotonic(progress)).toBe(true);
+      expect(progress[progress.length - 1]).toEqual([res.bytesTotal, res.bytesTotal]);
+      sums.push(createHash('sha256').update(await readFile(target)).digest('hex'));
+      written.push(res.bytesWritten);
+    }
+    expect(sums[1]).toBe(sums[0]);
+    expect(written[1]).toBe(written[0]);
+    expect(sums[0]).toBe(createHash('sha256').update(await readFile(img.rootfsImage)).digest('hex'));
+  });
+});
+
+describe('nonZeroRuns', () => {
+  const G = 64 * 1024;
+  test('maximal runs of non-zero 64 KiB grains, a short last grain included', () => {
+    const buf = Buffer.alloc(5 * G + 100);
+    buf[G + 5] = 1; // grain 1
+    buf[2 * G] = 1; // grain 2 (joins 1)
+    buf[4 * G + 7] = 1; // grain 4
+    buf[5 * G + 99] = 1; // short grain 5 (joins 4)
+    expect(nonZeroRuns(buf, buf.length)).toEqual([[G, 2 * G], [4 * G, G + 100]]);
+  });
+  test('all zeros → no runs; only the first `length` bytes count', () => {
+    const buf = Buffer.alloc(3 * G);
+    expect(nonZeroRuns(buf, buf.length)).toEqual([]);
+    buf[2 * G + 1] = 9;
+    expect(nonZeroRuns(buf, 2 * G)).toEqual([]);
+    expect(nonZeroRuns(buf, 3 * G)).toEqual([[2 * G, G]]);
   });
 });
