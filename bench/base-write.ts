@@ -6,7 +6,9 @@
  *   baseline   unsquashfs LiveOS/rootfs.img to disk + plain cp onto a loop device + e2fsck/resize2fs/tune2fs -U
  *   copyTree   mkfs.ext4 + mount + copyTree (cp -a) + umount
  *   rsync      mkfs.ext4 + mount + rsync -aHAX --numeric-ids (the way real imgbased copies) + umount
- *   copyBlocks copyBlocks (sparse) onto a loop device + e2fsck -f + resize2fs + tune2fs -U random
+ *   copyBlocks copyBlocks (sparse) onto a loop device + e2fsck -f + resize2fs + tune2fs -U random, with one chunk in
+ *              flight and with the default (defaultCopyConcurrency())
+ *   … + manifest  the same while the image's manifest is built alongside (what write-base does since it stores it)
  * and checks each result's tree against the image's (manifest: types, modes, owners, mtimes, contents, xattrs, links).
  * Prints the best of the rounds and the ratio vs the baseline. Not a test: numbers vary with the host's load.
  */
@@ -15,8 +17,9 @@ import { join } from 'node:path';
 import { openImage } from '../src/image/inspect';
 import { unmountIfMounted } from '../src/image/mount';
 import { buildTestImage, type TestFileSpec } from '../src/image/test-image-builder';
-import { diffManifests, treeManifest, type TreeManifest } from '../src/image/tree-manifest';
-import { copyBlocks, copyTree } from '../src/image/write-base';
+import { alongsideImageManifest } from '../src/image/image-manifest';
+import { buildManifest, compareManifests, summarizeDiff, type Manifest } from '../src/image/manifest';
+import { copyBlocks, copyTree, defaultCopyConcurrency } from '../src/image/write-base';
 import { run } from '../src/system/run';
 import { arg } from './common';
 
@@ -44,10 +47,11 @@ async function growAndNewUuid(dev: string): Promise<void> {
 }
 
 /** Mount `dev` read-only at `mnt`, compare with the image tree, unmount. */
-async function checkTree(dev: string, mnt: string, expected: TreeManifest): Promise<string[]> {
+async function checkTree(dev: string, mnt: string, expected: Manifest): Promise<string[]> {
   await run(['mount', '-t', 'ext4', '-o', 'ro', dev, mnt]);
   try {
-    return diffManifests(expected, await treeManifest(mnt), 5);
+    const diff = compareManifests(expected, await buildManifest(mnt));
+    return diff.equal ? [] : [summarizeDiff(diff, 5)];
   } finally {
     await unmountIfMounted(mnt);
   }
@@ -89,10 +93,26 @@ async function main(): Promise<void> {
         `image: ${small} small + ${large}×${largeMb} MiB files; ${(img.usedBytes / MiB).toFixed(0)} MiB used in a ` +
           `${(img.imageSizeBytes / MiB).toFixed(0)} MiB ${img.fsType} rootfs.img; built in ${buildSeconds.toFixed(1)} s`,
       );
-      const expected = await treeManifest(img.root);
+      const expected = await buildManifest(img.root);
       const mnt = join(work, 'check');
       await mkdir(mnt);
 
+      /** copyBlocks (+ grow + new UUID) onto a fresh sparse loop device; `copy` gets the device. */
+      const blocksMethod = async (round: number, tag: string, copy: (dev: string) => Promise<unknown>): Promise<Sample> => {
+        const backing = join(work, `${tag}-${round}.img`);
+        await sparseFile(backing, TARGET_BYTES);
+        try {
+          return await withLoop(backing, async (dev) => {
+            const seconds = await timed(async () => {
+              await copy(dev);
+              await growAndNewUuid(dev);
+            });
+            return { seconds, diff: await checkTree(dev, mnt, expected) };
+          });
+        } finally {
+          await rm(backing, { force: true });
+        }
+      };
       const methods: Record<string, (round: number) => Promise<Sample>> = {
         'baseline (unsquashfs + cp)': async (round) => {
           const backing = join(work, `base-${round}.img`);
@@ -116,24 +136,20 @@ async function main(): Promise<void> {
         'copyTree (cp -a)': async (round) => treeMethod(work, round, 'tree', expected, async (dst) => {
           await copyTree({ srcRoot: img.root, dstRoot: dst, onProgress: () => undefined });
         }),
+        'copyTree + manifest': async (round) => treeMethod(work, round, 'treem', expected, async (dst) => {
+          await alongsideImageManifest({ root: img.root }, new AbortController().signal, () =>
+            copyTree({ srcRoot: img.root, dstRoot: dst, onProgress: () => undefined }));
+        }),
         'rsync -aHAX (imgbased way)': async (round) => treeMethod(work, round, 'rsync', expected, async (dst) => {
           await run(['rsync', '-aHAX', '--numeric-ids', '--sparse', `${img.root}/`, `${dst}/`]);
         }),
-        'copyBlocks + grow + new UUID': async (round) => {
-          const backing = join(work, `blocks-${round}.img`);
-          await sparseFile(backing, TARGET_BYTES);
-          try {
-            return await withLoop(backing, async (dev) => {
-              const seconds = await timed(async () => {
-                await copyBlocks({ rootfsImage: img.rootfsImage, device: dev, onProgress: () => undefined });
-                await growAndNewUuid(dev);
-              });
-              return { seconds, diff: await checkTree(dev, mnt, expected) };
-            });
-          } finally {
-            await rm(backing, { force: true });
-          }
-        },
+        'copyBlocks, 1 in flight': (round) => blocksMethod(round, 'blocks1', (dev) =>
+          copyBlocks({ rootfsImage: img.rootfsImage, device: dev, concurrency: 1 })),
+        [`copyBlocks, ${defaultCopyConcurrency()} in flight`]: (round) => blocksMethod(round, 'blocksn', (dev) =>
+          copyBlocks({ rootfsImage: img.rootfsImage, device: dev })),
+        [`copyBlocks, ${defaultCopyConcurrency()} + manifest`]: (round) => blocksMethod(round, 'blocksm', (dev) =>
+          alongsideImageManifest({ root: img.root }, new AbortController().signal, () =>
+            copyBlocks({ rootfsImage: img.rootfsImage, device: dev }))),
       };
 
       const best = new Map<string, Sample>();
@@ -170,7 +186,7 @@ async function treeMethod(
   work: string,
   round: number,
   tag: string,
-  expected: TreeManifest,
+  expected: Manifest,
   copy: (dst: string) => Promise<void>,
 ): Promise<Sample> {
   const backing = join(work, `${tag}-${round}.img`);

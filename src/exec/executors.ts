@@ -24,6 +24,7 @@ import type { StorageBackend } from '../storage/backend';
 import { TAG, withMounted } from '../storage/backend';
 import type { ExecutorMap, StepContext } from '../transaction/runner';
 import { migrateVar } from '../var/migrate';
+import { poolAware } from './pool-full';
 import type { Services } from './services';
 
 async function readIfExists(file: string): Promise<string> {
@@ -171,8 +172,9 @@ export function executors(): ExecutorMap<Step, Services> {
     'write-base': {
       // The image's manifest is built while the copy runs and stored for check --deep.
       do: async (a, ctx) => {
-        const { result, manifest } = await alongsideImageManifest(needImage(ctx), ctx.signal, () =>
-          (a.method === 'blocks' ? writeBlocks : writeTree)(ctx, ctx.services.backend, a.name));
+        const { backend } = ctx.services;
+        const { result, manifest } = await poolAware(() => backend.poolUsage(), a.name, () =>
+          alongsideImageManifest(needImage(ctx), ctx.signal, () => (a.method === 'blocks' ? writeBlocks : writeTree)(ctx, backend, a.name)));
         return { ...result, manifest: await keepManifest(ctx, a.name, manifest) };
       },
       // The base itself goes with create-base's undo; only a mount and the stored manifest may be left behind.
@@ -189,7 +191,7 @@ export function executors(): ExecutorMap<Step, Services> {
         if (a.sizeBytes > size) await backend.grow(a.name, a.sizeBytes);
         // What the origin holds, as stored when it was installed; null for init's base (then rsync compares contents).
         const origin = await loadManifest(paths.stateDir, a.from);
-        return withMounted(backend, a.name, {}, async (dst) => {
+        return poolAware(() => backend.poolUsage(), a.name, () => withMounted(backend, a.name, {}, async (dst) => {
           // The image is hashed while rsync runs; verify-base reuses that manifest.
           const { result: r, manifest } = await alongsideImageManifest(image, ctx.signal, () => syncTree({
             srcRoot: image.root, dstRoot: dst, signal: ctx.signal, bytesTotal: image.usedBytes, checksum: origin === null,
@@ -207,7 +209,7 @@ export function executors(): ExecutorMap<Step, Services> {
             ...r, bytesWritten: r.bytesWritten + (again?.bytesWritten ?? 0), compared: origin ? 'manifest' : 'checksum',
             resent: blind.slice(0, 100), fsUuid, trimmedBytes: trimmed,
           };
-        });
+        }));
       },
       undo: (a, ctx) => release(ctx, a.name),
     },
