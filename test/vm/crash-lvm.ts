@@ -135,7 +135,7 @@ export async function killWhileChildRuns(
   while (!done) {
     const [target] = await childrenNamed(pid, comm);
     if (target !== undefined) {
-      await new Promise((r) => setTimeout(r, afterMs));
+      if (afterMs > 0) await new Promise((r) => setTimeout(r, afterMs));
       childRunning = await alive(target);
       if (!done) child.kill('SIGKILL');
       break;

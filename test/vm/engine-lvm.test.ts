@@ -21,7 +21,7 @@ import { run } from '../../src/system/run';
 import type { ImageSet } from '../helpers/host';
 import { imageSet, NVR, V2_CHANGES } from '../helpers/host';
 import { entryText, grubenvBlock, KVER } from '../helpers/boot-text';
-import { GiB, MiB, lvRecord, sh, type VgFixture } from './lvm-fixture';
+import { GiB, lvRecord, sh, type VgFixture } from './lvm-fixture';
 import { blkidUuid, cli, CLI, ext4Bytes, FULL_MATRIX, hostState, lastRecord, withBaseDevice } from './crash-lvm';
 import { installOvirtHost, lvsState, OVIRT_CONFIG, POOL, ROOT_BYTES, VG } from './ovirt-host';
 
