@@ -210,7 +210,7 @@ describe('engine on real LVM thin: init, upgrade, rollback, cleanup, crashes, po
         times[fp] = Date.now() - t0;
       }
       process.stderr.write(`crash matrix (apply) per case ms: ${JSON.stringify(times)}\n`);
-    });
+    }, 30 * 60_000); // 5 cases of up to 100 s each under TCG: jest's 600 s default leaves no room on a busy host
 
     it('past the point of no return, recovery rolls forward to the new state', async () => {
       const old = await hostState(sysroot);
@@ -238,7 +238,7 @@ describe('engine on real LVM thin: init, upgrade, rollback, cleanup, crashes, po
       }
       process.stderr.write(`crash matrix (finalize) ms: ${JSON.stringify(times)}\n`);
       expect(await boot()).toBe(`${NVR.v3}+1`);
-    });
+    }, 15 * 60_000);
   });
 
   it('upgrade with method tree, rollback, cleanup of the oldest base (LVs, /boot dir, entry)', async () => {
