@@ -7,7 +7,7 @@
  */
 import { FailedError } from '../errors';
 import { isLayerName } from '../model/names';
-import { TAG } from './backend';
+import { TAG, type VolumeInfo } from './backend';
 
 /** Fields the lvm backend asks `lvs` for; parseLvsReport requires exactly these. */
 export const LV_FIELDS = [
@@ -256,6 +256,25 @@ export function imgbasedRole(lv: LvRecord): ImgbasedRole | null {
   if (has(TAG.base) || has(TAG.layer)) return isLayerName(lv.name) ? 'layer' : 'base';
   if (has(TAG.init)) return 'init';
   return null;
+}
+
+/**
+ * The backend's view of an LV of the VG (what discovery and the planners get). `origin` is passed through as
+ * information only: it is the previous base for a delta base (a thin snapshot of it), the init LV for the first
+ * base, empty once the origin was removed, or `-NAME` (a historical LV) with lvm.conf record_lvs_history=1 — nothing
+ * may depend on it: thin snapshots are independent volumes, and bases and layers are told apart by tag and name.
+ */
+export function volumeInfo(lv: LvRecord, poolName: string): VolumeInfo {
+  return {
+    name: lv.name,
+    tags: lv.tags,
+    sizeBytes: lv.sizeBytes,
+    readOnly: lv.attr.readOnly,
+    activationSkip: lv.attr.activationSkip,
+    active: lv.attr.active,
+    origin: lv.origin,
+    thin: lv.attr.thinVolume && lv.pool === poolName,
+  };
 }
 
 /** Pool space in bytes as lvm2 reports it (data_percent of lv_size), rounded down to whole bytes free. */

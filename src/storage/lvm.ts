@@ -29,6 +29,7 @@ import {
   parseLvsReport,
   parseVgsReport,
   poolFreeBytes,
+  volumeInfo,
   type LvRecord,
   type VgRecord,
 } from './lvm-report';
@@ -176,16 +177,7 @@ export class LvmBackend implements StorageBackend {
   }
 
   private toInfo(lv: LvRecord): VolumeInfo {
-    return {
-      name: lv.name,
-      tags: lv.tags,
-      sizeBytes: lv.sizeBytes,
-      readOnly: lv.attr.readOnly,
-      activationSkip: lv.attr.activationSkip,
-      active: lv.attr.active,
-      origin: lv.origin,
-      thin: lv.attr.thinVolume && lv.pool === this.poolName,
-    };
+    return volumeInfo(lv, this.poolName);
   }
 
   async list(): Promise<VolumeInfo[]> {

@@ -17,8 +17,10 @@ import {
   parseVgsReport,
   poolFreeBytes,
   splitTags,
+  volumeInfo,
   type LvRecord,
 } from '../../src/storage/lvm-report';
+import { discoverLayout, type Layout } from '../../src/model/layout';
 
 const B1 = 'ovirt-node-ng-4.4.10.2-0.20220303.0';
 const B2 = 'ovirt-node-ng-4.5.6-0.20250101.0';
@@ -263,5 +265,86 @@ describe('parseLvmconfigInt', () => {
     expect(parseLvmconfigInt('  thin_pool_autoextend_threshold = 100\n', 'thin_pool_autoextend_threshold')).toBe(100);
     expect(parseLvmconfigInt('other=1\n', 'thin_pool_autoextend_threshold')).toBeNull();
     expect(parseLvmconfigInt('', 'thin_pool_autoextend_threshold')).toBeNull();
+  });
+});
+
+/**
+ * Delta bases (issue 10): a new base is a thin snapshot of the previous base, so bases now carry an `origin` — the
+ * previous base, nothing once that base was removed, or `-NAME` when lvm.conf has record_lvs_history=1 (the removed
+ * origin is kept as a historical LV). Rows in the lvm2 2.03.16 `json` format of the fixtures above, as the lvm
+ * backend leaves them (init LV, first base from init, two delta bases, one layer each, the newest booted).
+ */
+describe('a delta layout: bases that are thin snapshots of older bases', () => {
+  const D1 = 'ovirt-node-ng-4.5.4-0.20250101.0';
+  const D2 = 'ovirt-node-ng-4.5.5-0.20250301.0';
+  const D3 = 'ovirt-node-ng-4.5.6-0.20250601.0';
+  const row = (name: string, attr: string, tags: string, origin: string): string =>
+    `{"lv_name":"${name}", "vg_name":"onn", "lv_attr":"${attr}", "lv_size":"268435456", "lv_tags":"${tags}", "pool_lv":"pool00", ` +
+    `"origin":"${origin}", "data_percent":"", "metadata_percent":"", "lv_metadata_size":"", "lv_profile":""}`;
+  const POOL_ROW = '{"lv_name":"pool00", "vg_name":"onn", "lv_attr":"twi-aotz--", "lv_size":"1073741824", "lv_tags":"imgbased:pool", ' +
+    '"pool_lv":"", "origin":"", "data_percent":"21.30", "metadata_percent":"1.20", "lv_metadata_size":"1073741824", "lv_profile":"imgbased-pool"}';
+  /** lvs of the VG; `d2Origin` is what lvm2 prints as D2's origin (D1 present: "D1"; D1 removed: "" or "-D1"). */
+  function report(d2Origin: string, withD1: boolean): string {
+    const rows = [
+      ...(withD1 ? [row(D1, 'Vri---tz-k', 'imgbased:base', 'root'), row(`${D1}+1`, 'Vwi-a-tz--', 'imgbased:layer', D1)] : []),
+      row(D2, 'Vri---tz-k', 'imgbased:base', d2Origin),
+      row(`${D2}+1`, 'Vwi-a-tz--', 'imgbased:layer', D2),
+      row(D3, 'Vri---tz-k', 'imgbased:base', D2),
+      row(`${D3}+1`, 'Vwi-aotz--', 'imgbased:layer', D3),
+      POOL_ROW,
+      row('root', 'Vri---tz-k', 'imgbased:init', ''),
+    ];
+    return `  {\n      "report": [\n          {\n              "lv": [\n                  ${rows.join(',\n                  ')}\n              ]\n          }\n      ]\n  }\n`;
+  }
+  const layoutOf = (text: string): Layout =>
+    discoverLayout(parseLvsReport(text).filter((r) => !isInternalLv(r)).map((r) => volumeInfo(r, 'pool00')));
+  const shape = (l: Layout): unknown => ({
+    bases: l.bases.map((b) => ({ name: b.name, volume: b.volume?.name ?? null, layers: b.layers.map((x) => x.name) })),
+    layers: l.layers.map((x) => x.name),
+    init: l.init?.name ?? null,
+    unknown: l.unknown.map((v) => v.name),
+  });
+
+  it('a base with an origin is still a base: roles come from tags and names, never from origin', () => {
+    const rows = byName(parseLvsReport(report(D1, true)));
+    expect(rows.get(D2)).toMatchObject({ origin: D1, tags: [TAG.base], attrString: 'Vri---tz-k' });
+    expect(rows.get(D3)?.origin).toBe(D2);
+    expect(Object.fromEntries([...rows.values()].map((r) => [r.name, imgbasedRole(r)]))).toEqual({
+      [D1]: 'base', [`${D1}+1`]: 'layer', [D2]: 'base', [`${D2}+1`]: 'layer', [D3]: 'base', [`${D3}+1`]: 'layer',
+      pool00: 'pool', root: 'init',
+    });
+  });
+
+  it('the volumes the backend reports carry origin as information only', () => {
+    const infos = parseLvsReport(report(D1, true)).filter((r) => !isInternalLv(r)).map((r) => volumeInfo(r, 'pool00'));
+    expect(infos.find((v) => v.name === D2)).toEqual({
+      name: D2, tags: [TAG.base], sizeBytes: 268435456, readOnly: true, activationSkip: true, active: false, origin: D1, thin: true,
+    });
+    expect(infos.find((v) => v.name === `${D3}+1`)).toMatchObject({ origin: D3, readOnly: false, active: true, activationSkip: false });
+  });
+
+  it('discovery gives the same layout whether origins are set, empty or dangling', () => {
+    const full = layoutOf(report(D1, true));
+    expect(shape(full)).toEqual({
+      bases: [
+        { name: D1, volume: D1, layers: [`${D1}+1`] },
+        { name: D2, volume: D2, layers: [`${D2}+1`] },
+        { name: D3, volume: D3, layers: [`${D3}+1`] },
+      ],
+      layers: [`${D1}+1`, `${D2}+1`, `${D3}+1`],
+      init: 'root',
+      unknown: [],
+    });
+    // the same volumes with every origin blanked (what an older lvm2 or a layout by full writes shows)
+    const blanked = parseLvsReport(report(D1, true)).filter((r) => !isInternalLv(r)).map((r) => ({ ...volumeInfo(r, 'pool00'), origin: null }));
+    expect(shape(discoverLayout(blanked))).toEqual(shape(full));
+
+    // D1 (the origin of D2) removed with its layer: D2's origin is empty, or "-D1" with record_lvs_history=1
+    const { bases: [, ...bases], layers: [, ...layers], ...rest } = shape(full) as { bases: unknown[]; layers: unknown[] };
+    for (const origin of ['', `-${D1}`]) {
+      const after = layoutOf(report(origin, false));
+      expect({ origin, layout: shape(after) }).toEqual({ origin, layout: { ...rest, bases, layers } });
+      expect(after.bases[0]?.volume?.origin).toBe(origin === '' ? null : origin);
+    }
   });
 });
