@@ -6,7 +6,7 @@
  */
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import { ToolError, VerificationFailedError } from '../errors';
+import { VerificationFailedError } from '../errors';
 import { run } from '../system/run';
 
 /** Where image-update packages put their image (oVirt's layout): /usr/share/<package>/image/<file>.squashfs.img */
@@ -26,27 +26,36 @@ export async function verifyPackageSignature(rpmPath: string, trustedKeysDir: st
       try {
         await run(['rpmkeys', `--dbpath=${db}`, '--import', path.join(trustedKeysDir, n)], so);
       } catch (e) {
-        // A key rpm cannot use (an algorithm it lacks) cannot have signed a package rpm could verify: say so, go on.
+        // A key rpm cannot use (an algorithm it lacks) cannot have signed a package rpm could verify: skip it.
         if (signal?.aborted) throw e;
       }
     }
-    try {
-      const r = await run(['rpmkeys', `--dbpath=${db}`, '--define=_pkgverify_level all', '--checksig', '-v', '--', rpmPath], so);
-      const sig = r.stdout.split('\n').map((l) => l.trim()).find((l) => /Signature, key ID [0-9a-f]+: OK$/.test(l));
-      return sig ?? 'signature OK';
-    } catch (e) {
-      if (signal?.aborted) throw e;
-      const detail = e instanceof ToolError ? e.message : String(e);
-      const nokey = /NOKEY/.test(detail);
-      throw new VerificationFailedError(`package ${path.basename(rpmPath)} failed its signature check: ${nokey
-        ? 'it is signed by a key that is not in trusted.d' : /SIGNATURES NOT OK|not signed/i.test(detail) ? 'it is not signed by a trusted key' : detail}`, {
-        cause: e,
-        hint: `imgbased installs only packages signed by a key in ${trustedKeysDir}`,
-      });
-    }
+    const r = await run(['rpmkeys', `--dbpath=${db}`, '--define=_pkgverify_level all', '--checksig', '-v', '--', rpmPath], { ...so, okCodes: [0, 1] });
+    return judgeChecksig(path.basename(rpmPath), r.code, `${r.stdout}\n${r.stderr}`, trustedKeysDir);
   } finally {
     await fs.rm(db, { recursive: true, force: true });
   }
+}
+
+/**
+ * What `rpmkeys --checksig -v` (with _pkgverify_level all) said: the signature line that is OK, or a
+ * VerificationFailedError saying what is wrong (unknown key, bad signature, not signed, bad digest).
+ */
+export function judgeChecksig(file: string, code: number, output: string, trustedKeysDir: string): string {
+  const lines = output.split('\n').map((l) => l.trim()).filter(Boolean);
+  const sigs = lines.filter((l) => /Signature, key ID [0-9a-f]+:/.test(l));
+  const hint = `imgbased installs only packages signed by a key in ${trustedKeysDir}`;
+  const fail = (why: string): VerificationFailedError => new VerificationFailedError(`package ${file} failed its signature check: ${why}`, { hint });
+  const nokey = sigs.find((l) => /: NOKEY$/.test(l));
+  if (nokey !== undefined) {
+    throw fail(`it is signed by a key that is not in trusted.d (key ID ${/key ID ([0-9a-f]+)/.exec(nokey)?.[1] ?? '?'})`);
+  }
+  const bad = lines.find((l) => /: (BAD|NOT OK)$/.test(l));
+  if (bad !== undefined) throw fail(`${bad.replace(/:\s*(BAD|NOT OK)$/, '')} is BAD (the package was changed after it was signed, or is damaged)`);
+  const good = sigs.find((l) => /: OK$/.test(l));
+  if (good === undefined) throw fail('it is not signed');
+  if (code !== 0) throw fail(lines.slice(-3).join('; '));
+  return good;
 }
 
 /**
