@@ -26,6 +26,7 @@ describe('image-update package → %pre → imgbased', () => {
   let sysroot: string;
   let bus: PrivateBus;
   let daemon: ChildProcessWithoutNullStreams | null = null;
+  let daemonLog = '';
   let root: RemoteClient;
   let bin: string;
   let rpms: string;
@@ -53,6 +54,7 @@ describe('image-update package → %pre → imgbased', () => {
 
   async function startDaemon(): Promise<void> {
     const d = bus.spawnAs('root', [process.execPath, DAEMON, '--sysroot', sysroot, '--sandbox']);
+    d.stderr.on('data', (b: Buffer) => (daemonLog += b.toString()));
     daemon = d;
     await eventually(async () => (await bus.busctl('root', ['status', 'org.ovirt.Node'])).code === 0, 20_000, 100);
   }
@@ -139,5 +141,35 @@ describe('image-update package → %pre → imgbased', () => {
     expect(r.code).toBe(0);
     await startDaemon();
     expect(await bases()).toEqual([NVR.v1, NVR.v2, NVR.v3]);
+  }, 240_000);
+
+  it('while another upgrade runs, the scriptlet waits for it instead of failing with Busy', async () => {
+    const [v8, v9] = ['ovirt-node-ng-4.5.8-0.20251001.0', 'ovirt-node-ng-4.5.9-0.20251101.0'];
+    // A bigger image keeps the first upgrade busy for a while.
+    const big = await images.image(v8, { extraMb: 64 });
+    const [main, squashfs] = await build((await images.image(v9)).imagePath, path.join(rpms, 'v9'));
+    const [first] = unwrap(ok(await root.call({
+      ...NODE, interface: 'org.ovirt.Node.Layers', member: 'Upgrade', signature: 'sa{sv}', body: [big.imagePath, {}],
+    }))) as [string];
+    expect(await prop('ActiveTransaction')).toBe(first);
+
+    const r = await rpm([main ?? '', squashfs ?? ''], { DBUS_SYSTEM_BUS_ADDRESS: bus.address });
+
+    expect(r.stderr).not.toMatch(/Busy|busy/);
+    expect(r.code).toBe(0);
+    const [history] = unwrap(ok(await root.call({
+      ...NODE, interface: 'org.ovirt.Node.Layers', member: 'GetHistory', signature: 'u', body: [2],
+    }))) as [Array<{ id: string; state: string; 'started-at': number; 'finished-at': number; request: { image: string } }>];
+    const [second, firstDone] = history;
+    expect(firstDone?.id).toBe(path.basename(first));
+    expect([firstDone?.state, second?.state]).toEqual(['succeeded', 'succeeded']);
+    expect(second?.request.image).toBe(path.join(share, PKG, 'image', `${v9}.squashfs.img`));
+    // The scriptlet's upgrade was accepted while the first ran (queued behind it), and started once it had finished.
+    const accepted = daemonLog.indexOf(`transaction ${second?.id ?? '?'} (upgrade) accepted`);
+    const firstFinished = daemonLog.indexOf(`transaction ${firstDone?.id ?? '?'} succeeded`);
+    expect(accepted).toBeGreaterThan(-1);
+    expect(firstFinished).toBeGreaterThan(accepted);
+    expect(second?.['started-at']).toBeGreaterThanOrEqual(firstDone?.['finished-at'] ?? Infinity);
+    expect(await prop('DefaultLayer')).toBe(`${v9}+1`);
   }, 240_000);
 });
