@@ -1,7 +1,7 @@
 /**
  * The executor side of the repository source: asks dnf (its repoquery and download commands, Debian's and EL's
  * dnf 4 with dnf-plugins-core) about UpdateRepo and downloads packages from it. No HTTP client of our own: dnf
- * (librepo) fetches, caches, resumes partial downloads from its cache and verifies checksums from the repodata.
+ * (librepo) fetches, resumes partial downloads and verifies checksums from the repodata.
  */
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
@@ -10,7 +10,7 @@ import { run } from '../system/run';
 import type { RepoDirs, RepoPackage } from './repo';
 import { dnfArgs, packageFileName, packageSpec, parsePackages, REPOQUERY_FORMAT } from './repo';
 
-/** How often download progress is sampled (the size of the file growing in dnf's cache). */
+/** How often download progress is sampled (the size of the file growing in the destination). */
 const PROGRESS_POLL_MS = 200;
 
 /** The directories under `<sysroot>/var/cache/imgbased` (created on demand). */
@@ -47,7 +47,7 @@ export async function queryRepo(url: string, names: readonly string[], dirs: Rep
   }
 }
 
-/** Bytes of the package in dnf's cache or the destination so far (dnf downloads into its cache, then copies). */
+/** Bytes of the package so far (in the destination; older dnf versions download into the cache, then copy). */
 async function bytesSoFar(dirs: RepoDirs, file: string): Promise<number> {
   let best = 0;
   const candidates = [path.join(dirs.downloadDir, file)];
@@ -65,7 +65,7 @@ async function bytesSoFar(dirs: RepoDirs, file: string): Promise<number> {
 
 /**
  * Download one package into dirs.downloadDir; returns its path. Progress: bytes so far of pkg.downloadSize. A
- * download interrupted earlier resumes from the partial file in dnf's cache (librepo's resume).
+ * download interrupted earlier resumes from the partial file left in dirs.downloadDir (librepo's resume).
  */
 export async function downloadPackage(
   url: string, pkg: RepoPackage, dirs: RepoDirs,
@@ -73,8 +73,9 @@ export async function downloadPackage(
 ): Promise<string> {
   const conf = await prepare(dirs);
   const file = packageFileName(pkg);
+  // dnf download --destdir downloads straight into the destination: a partial file left there by an interrupted
+  // download is resumed by librepo (Range request), a complete one that matches the repodata is used as it is.
   const dest = path.join(dirs.downloadDir, file);
-  await fs.rm(dest, { force: true });
   let last = -1;
   const report = async (): Promise<void> => {
     const done = Math.min(await bytesSoFar(dirs, file), pkg.downloadSize);

@@ -94,11 +94,11 @@ export function packageFileName(p: RepoPackage): string {
 
 /** Directories the repository source works in (all below the sysroot's /var/cache/imgbased). */
 export interface RepoDirs {
-  /** dnf's cache: metadata and packages (partial downloads resume from here). */
+  /** dnf's cache: repository metadata. */
   readonly cacheDir: string;
   /** dnf's logs and persistent state (kept out of the host's /var/log/dnf*). */
   readonly dnfStateDir: string;
-  /** Where finished downloads land and images are unpacked. */
+  /** Where packages are downloaded (a partial download resumes from here) and images are unpacked. */
   readonly downloadDir: string;
 }
 

@@ -1,12 +1,15 @@
 /**
  * A dnf repository as the source of updates (UpdateRepo=): signed image-update packages built with rpmbuild,
- * published with createrepo_c into a temp dir served from file://, asked about by the daemon through dnf. The
+ * published with createrepo_c into a temp dir served on 127.0.0.1 (a static file server with byte ranges, as a
+ * mirror's web server is), asked about by the daemon through dnf. The
  * check (nodectl check-update) sees a newer NVR published into the repository; stage (nodectl upgrade) downloads it
  * with progress, checks its RPM signature against trusted.d, unpacks the image and upgrades; a package signed by an
  * unknown key fails the transaction and changes nothing.
  */
-import { promises as fs } from 'node:fs';
+import { createReadStream, promises as fs } from 'node:fs';
 import type { ChildProcessWithoutNullStreams } from 'node:child_process';
+import * as http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
 import type { RemoteClient } from './harness';
 import { eventually, PrivateBus, runCommand } from './harness';
@@ -24,6 +27,35 @@ const LAYERS = { ...NODE, interface: 'org.ovirt.Node.Layers' };
 const TX_IFACE = 'org.ovirt.Node.Transaction';
 const PKG = 'ovirt-node-ng-image-update';
 const V4 = 'ovirt-node-ng-4.5.7-0.20250901.0';
+const V5 = 'ovirt-node-ng-4.5.8-0.20251001.0';
+
+/** A static file server for `dir` on 127.0.0.1 that honours "Range: bytes=N-" (206), logging each request. */
+function serve(dir: string, log: string[]): Promise<http.Server> {
+  const server = http.createServer((req, res) => {
+    void (async () => {
+      const rel = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname);
+      const file = path.join(dir, path.normalize(rel));
+      log.push(`${req.method ?? '?'} ${rel}${req.headers.range ? ` ${req.headers.range}` : ''}`);
+      const st = file.startsWith(dir) ? await fs.stat(file).catch(() => null) : null;
+      if (!st?.isFile()) {
+        res.writeHead(404).end();
+        return;
+      }
+      const m = /^bytes=(\d+)-$/.exec(req.headers.range ?? '');
+      const start = m ? Number(m[1]) : 0;
+      if (start >= st.size && m) {
+        res.writeHead(416, { 'Content-Range': `bytes */${st.size}` }).end();
+        return;
+      }
+      res.writeHead(m ? 206 : 200, {
+        'Content-Length': String(st.size - start), 'Accept-Ranges': 'bytes',
+        ...(m ? { 'Content-Range': `bytes ${start}-${st.size - 1}/${st.size}` } : {}),
+      });
+      createReadStream(file, { start }).pipe(res);
+    })();
+  });
+  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server)));
+}
 
 describe('UpdateRepo: image-update packages from a dnf repository', () => {
   let dir: string;
@@ -35,6 +67,8 @@ describe('UpdateRepo: image-update packages from a dnf repository', () => {
   let daemon: ChildProcessWithoutNullStreams | null = null;
   let daemonLog = '';
   let root: RemoteClient;
+  let server: http.Server | null = null;
+  const requests: string[] = [];
 
   const prop = async (name: string, iface = 'org.ovirt.Node.Layers', objPath = NODE.path): Promise<unknown> =>
     unwrap(ok(await root.call({
@@ -73,7 +107,8 @@ describe('UpdateRepo: image-update packages from a dnf repository', () => {
     const conf = path.join(sysroot, 'etc/imgbased/imgbased.conf');
     const text = await fs.readFile(conf, 'utf8');
     expect(text.trimEnd().split('\n').filter((l) => l.startsWith('[')).pop()).toBe('[Upgrade]');
-    await fs.writeFile(conf, `${text}UpdateRepo=file://${repo}\n`);
+    server = await serve(repo, requests);
+    await fs.writeFile(conf, `${text}UpdateRepo=http://127.0.0.1:${(server.address() as AddressInfo).port}/\n`);
     bus = await PrivateBus.start({ polkit: true, extraPolicyDirs: [path.join(REPO, 'src/sandbox')] });
     root = await bus.clientAs('root');
     const d = bus.spawnAs('root', [process.execPath, DAEMON, '--sysroot', sysroot, '--sandbox']);
@@ -87,6 +122,7 @@ describe('UpdateRepo: image-update packages from a dnf repository', () => {
     daemon = null;
     if (d) await stopChild(d);
     await bus?.stop();
+    await new Promise((resolve) => (server ? server.close(resolve) : resolve(undefined)));
     if (dir) await fs.rm(dir, { recursive: true, force: true });
   });
 
@@ -138,5 +174,28 @@ describe('UpdateRepo: image-update packages from a dnf repository', () => {
     expect(await snapshotHost(sysroot)).toEqual(before);
     expect(await bases()).toEqual([NVR.v1, NVR.v3]);
     expect(daemonLog).toMatch(/fetching ovirt-node-ng-image-update-4\.5\.7-0\.20250901\.0 failed/);
+  }, 240_000);
+
+  it('the timer (policy stage) picks up a newer package, resuming a download that was cut off', async () => {
+    await publish((await images.image(V5)).imagePath, 'packages@imgbased.invalid');
+    const file = `${PKG}-squashfs-4.5.8-0.20251001.0.noarch.rpm`;
+    // An earlier download stopped half-way (the daemon was stopped, the link dropped): its partial file is where
+    // dnf download puts the package.
+    const full = await fs.readFile(path.join(repo, file));
+    const half = Math.floor(full.length / 2);
+    const partial = path.join(sysroot, 'var/cache/imgbased/updates', file);
+    await fs.writeFile(partial, full.subarray(0, half));
+    // librepo marks a download in progress with this attribute, and resumes only files that carry it.
+    expect((await runCommand(['setfattr', '-n', 'user.Librepo.DownloadInProgress', '-v', '1', partial])).code).toBe(0);
+    ok(await root.call({ ...LAYERS, member: 'SetAutomaticUpdatePolicy', signature: 's', body: ['stage'] }));
+    requests.length = 0;
+
+    const r = await nodectl(['--json', 'upgrade', '--automatic']);
+
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout)).toEqual(expect.objectContaining({ result: 'staged', nvr: `${PKG}-4.5.8-0.20251001.0`, policy: 'stage' }));
+    expect(requests).toContain(`GET /${file} bytes=${half}-`);
+    expect(await bases()).toEqual(expect.arrayContaining([NVR.v3, V5]));
+    expect(await prop('DefaultLayer')).toBe(`${V5}+1`);
   }, 240_000);
 });
