@@ -262,7 +262,7 @@ Examples:
 ${pad([
     ['nodectl info', 'bootloader entries, layers, the current layer, running VMs'],
     ['nodectl check --oneline', 'Status: OK|WARN|FAILED'],
-    ['nodectl upgrade', 'install the newest image of the image directory now'],
+    ['nodectl upgrade', 'install the newest image (image directory or update repository) now'],
     ['nodectl rollback --reboot', 'boot the previous layer, rebooting now'],
     ['nodectl --json layers', 'every layer as JSON'],
   ])}
@@ -314,7 +314,7 @@ See nodectl(8) for more.`);
   });
 
   documented(program.command('upgrade').argument('[image]', 'image file (squashfs with IMAGE.sha256 and IMAGE.sig beside it)')
-    .description('install an image as a new base and layer that boots next time (no IMAGE: the newest image of the image directory)')
+    .description('install an image as a new base and layer that boots next time (no IMAGE: the newest one of the image directory or the update repository)')
     .option('--automatic', 'run the configured automatic update policy, inside the maintenance window (what the timer runs)')
     .option('--wait', 'queue behind a running transaction instead of failing with "busy"')
     .option('--allow-downgrade', 'install an IMAGE that is not newer than every base')
@@ -341,7 +341,7 @@ See nodectl(8) for more.`);
       if (o.allowDowngrade) opts['allow-downgrade'] = new Variant('b', true);
       run((c) => startAndFollow(c, 'Upgrade', 'sa{sv}', [path.resolve(image), opts], g(), defaultLayerLine));
     }), {
-    details: 'Without IMAGE nodectl stages the newest image of the image directory now (AutomaticUpdateTrigger, mode "stage", '
+    details: 'Without IMAGE nodectl stages the newest update now (AutomaticUpdateTrigger, mode "stage", '
       + 'maintenance window ignored). With --automatic it runs the configured policy (see "nodectl policy") and respects the '
       + 'maintenance window; it prints what happened (nothing to do, update available, staged, applied), follows a started '
       + 'transaction to its end, and exits 0 when there is nothing to do. The image directory (ImageDir=) and the update '
@@ -351,7 +351,7 @@ See nodectl(8) for more.`);
       + 'a chroot) or no imgbased to activate it runs "imgbased upgrade --skip-installed IMAGE" instead.',
     examples: [
       ['nodectl upgrade /var/lib/imgbased/images/ovirt-node-ng-4.5.6-0.20250601.0.squashfs.img', 'install this image'],
-      ['nodectl upgrade', 'install the newest image of the image directory now'],
+      ['nodectl upgrade', 'install the newest image (image directory or update repository) now'],
       ['nodectl upgrade --automatic', 'what the automatic-update timer runs'],
       ['nodectl upgrade --wait IMAGE', 'queue behind a running transaction'],
       ['nodectl upgrade --from-package /usr/share/ovirt-node-ng-image-update/image/ovirt-node-ng-4.5.6-0.20250601.0.squashfs.img',
