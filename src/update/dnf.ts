@@ -39,7 +39,8 @@ function dnfFailure(what: string, url: string, e: unknown): FailedError {
 export async function queryRepo(url: string, names: readonly string[], dirs: RepoDirs, signal?: AbortSignal): Promise<RepoPackage[]> {
   const conf = await prepare(dirs);
   try {
-    const r = await run(['dnf', '-q', 'repoquery', ...dnfArgs(url, dirs, conf), '--qf', REPOQUERY_FORMAT, '--', ...names], signal ? { signal } : {});
+    // No plugins: repoquery is dnf's own, and plugins write host files (the completion cache in /var/cache/dnf).
+    const r = await run(['dnf', '-q', 'repoquery', '--noplugins', ...dnfArgs(url, dirs, conf), '--qf', REPOQUERY_FORMAT, '--', ...names], signal ? { signal } : {});
     return parsePackages(r.stdout);
   } catch (e) {
     if (signal?.aborted) throw e;
@@ -87,7 +88,8 @@ export async function downloadPackage(
   const timer = setInterval(() => void report(), PROGRESS_POLL_MS);
   try {
     await report();
-    await run(['dnf', '-q', 'download', ...dnfArgs(url, dirs, conf), `--destdir=${dirs.downloadDir}`, '--', packageSpec(pkg)],
+    // download is a plugin (dnf-plugins-core); the completion-cache plugin would write /var/cache/dnf/packages.db.
+    await run(['dnf', '-q', 'download', '--disableplugin=generate_completion_cache', ...dnfArgs(url, dirs, conf), `--destdir=${dirs.downloadDir}`, '--', packageSpec(pkg)],
       opts.signal ? { signal: opts.signal } : {});
   } catch (e) {
     if (opts.signal?.aborted) throw e;
