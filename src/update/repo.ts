@@ -122,6 +122,9 @@ export function dnfArgs(url: string, dirs: RepoDirs, emptyConfig: string): strin
     `--setopt=logdir=${dirs.dnfStateDir}`,
     `--setopt=persistdir=${dirs.dnfStateDir}`,
     '--setopt=metadata_expire=0',
+    // An unreachable mirror fails the check in about a minute (30 s timeout, 2 tries), not after dnf's 10 retries.
+    '--setopt=retries=2',
+    '--setopt=timeout=30',
     // The package's signature is checked by imgbased (rpmkeys against trusted.d), never by dnf's own keyring.
     '--setopt=gpgcheck=0',
     '--assumeyes',
