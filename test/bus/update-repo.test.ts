@@ -198,4 +198,19 @@ describe('UpdateRepo: image-update packages from a dnf repository', () => {
     expect(await bases()).toEqual(expect.arrayContaining([NVR.v3, V5]));
     expect(await prop('DefaultLayer')).toBe(`${V5}+1`);
   }, 240_000);
+
+  it('an unreachable repository is logged and does not hide an image of ImageDir', async () => {
+    await new Promise((resolve) => (server ? server.close(resolve) : resolve(undefined)));
+    server = null;
+    const v9 = await images.image('ovirt-node-ng-4.6.0-0.20260101.0');
+    const imageDir = path.join(sysroot, 'var/lib/imgbased/images');
+    await fs.mkdir(imageDir, { recursive: true });
+    for (const f of [v9.imagePath, `${v9.imagePath}.sha256`, `${v9.imagePath}.sig`]) await fs.copyFile(f, path.join(imageDir, path.basename(f)));
+
+    const r = await nodectl(['--json', 'check-update']);
+
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout)).toEqual({ available: true, nvr: 'ovirt-node-ng-4.6.0-0.20260101.0' });
+    expect(daemonLog).toMatch(/update check: asking the repository http:\/\/127\.0\.0\.1:\d+\/ failed/);
+  }, 240_000);
 });
