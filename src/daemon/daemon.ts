@@ -38,13 +38,10 @@ import { parseOptions, quoted } from '../dbus/options';
 import { SANDBOX_IFACE, SandboxObject } from '../dbus/sandbox-object';
 import { bootSandbox } from '../sandbox/sysroot';
 import { TransactionObject, transactionPath } from '../dbus/transaction-object';
-import { queryRepo, repoDirs } from '../update/dnf';
-import { fetchUpdate } from '../update/fetch';
-import { installedBaseOf } from '../update/installed';
-import { recordFailedUpgrade, recordNothingToDo } from '../update/record';
+import { nothingToDoIfInstalled } from '../update/installed';
 import type { RepoUpdate } from '../update/repo';
-import { IMAGE_SUBPACKAGE_SUFFIX, newerThanBases, pickUpdate } from '../update/repo';
-import type { ProgressEvent } from '../transaction/types';
+import { newerThanBases } from '../update/repo';
+import { repoUpdate, upgradeFromRepo } from '../update/repo-upgrade';
 import type { Job, JobWork } from './scheduler';
 import { Scheduler } from './scheduler';
 import type { TransactionKind } from '../transaction/types';
@@ -56,9 +53,6 @@ type UpdatePolicy = AutomaticUpdatePolicy;
 export type FoundUpdate =
   | { readonly source: 'dir'; readonly nvr: string; readonly path: string; readonly version: string; readonly release: string }
   | { readonly source: 'repo'; readonly nvr: string; readonly update: RepoUpdate; readonly version: string; readonly release: string };
-
-/** Share of an upgrade from UpdateRepo taken by downloading, checking and unpacking the package. */
-const FETCH_PERCENT = 20;
 
 /** Finished transactions stay on the bus for late joiners; the oldest beyond this are unexported (history keeps them). */
 const KEEP_EXPORTED = 50;
@@ -443,13 +437,8 @@ export class Daemon implements ManagerBackend {
     const method = o.method as 'tree' | 'blocks' | 'delta' | undefined;
     return this.start('upgrade', call, o.wait ?? false, async ({ id, initiator, signal, onProgress }) => {
       if (o['skip-installed'] === true) {
-        onProgress({ transactionId: id, percent: 0, stepIndex: 0, stepCount: 0, step: 'verify-image', message: 'Is the image installed already?', bytesDone: 0, bytesTotal: 0 });
-        await fs.mkdir(this.engine.paths.runDir, { recursive: true });
-        const installed = await installedBaseOf(this.engine, image, signal);
-        if (installed !== null) {
-          this.log.info(`upgrade ${id}: ${installed} is installed already; nothing to do`, { transaction: id });
-          return recordNothingToDo(this.engine, { image, skipInstalled: true }, `${installed} is installed already (base ${installed}); nothing to do`, { id, initiator });
-        }
+        const nothing = await nothingToDoIfInstalled(this.engine, this.log, image, { id, initiator, signal, onProgress });
+        if (nothing !== null) return nothing;
       }
       return this.engine.upgrade(image, {
         id, signal, onProgress, initiator, allowDowngrade: o['allow-downgrade'] ?? false,
@@ -565,22 +554,12 @@ export class Daemon implements ManagerBackend {
     return best;
   }
 
-  /** The newest image-update package in UpdateRepo newer than every kept base, or null (none configured or none newer). */
-  async repoUpdate(signal?: AbortSignal): Promise<RepoUpdate | null> {
-    const cfg = this.engine.config;
-    if (cfg.updateRepo === null) return null;
-    const packages = await queryRepo(cfg.updateRepo, [cfg.updatePackage, `${cfg.updatePackage}${IMAGE_SUBPACKAGE_SUFFIX}`],
-      repoDirs(this.engine.paths.sysroot), signal);
-    const state = await this.engine.state();
-    return pickUpdate(packages, cfg.updatePackage, state.layout.bases.map((b) => b.nvr));
-  }
-
   /** The newest update of either source (ImageDir, UpdateRepo), by version and release; null when neither has one. */
   async findUpdate(): Promise<FoundUpdate | null> {
     const dirImage = await this.newestImage();
     let repo: RepoUpdate | null = null;
     try {
-      repo = await this.repoUpdate();
+      repo = await repoUpdate(this.engine);
     } catch (e) {
       // An unreachable repository must not hide an image of ImageDir; it is logged and the check goes on.
       this.log.warn(`update check: ${e instanceof Error ? e.message : String(e)}`);
@@ -593,40 +572,6 @@ export class Daemon implements ManagerBackend {
       : { source: 'repo', nvr: repo.nvr, update: repo, version: repo.version, release: repo.release };
     if (dir === null || fromRepo === null) return dir ?? fromRepo;
     return newerThanBases(fromRepo, [parseNvr(dir.nvr)]) ? fromRepo : dir;
-  }
-
-  /** An upgrade from UpdateRepo: fetch (download, check, unpack) as the first part of the transaction, then upgrade. */
-  private async upgradeFromRepo(
-    found: Extract<FoundUpdate, { source: 'repo' }>, ctx: { id: string; initiator: string; signal: AbortSignal; onProgress: (e: ProgressEvent) => void },
-  ): Promise<Outcome> {
-    const { id, initiator, signal, onProgress } = ctx;
-    const cfg = this.engine.config;
-    const url = cfg.updateRepo;
-    const request = { package: found.nvr, repository: url ?? '' };
-    if (url === null) return recordFailedUpgrade(this.engine, request, new Error('UpdateRepo is no longer configured'), { id, initiator });
-    let fetched;
-    try {
-      fetched = await fetchUpdate(this.engine.paths, url, found.update, cfg.requireSignature, {
-        signal,
-        onProgress: (step, message, fraction, done, total) => onProgress({
-          transactionId: id, percent: Math.floor(fraction * FETCH_PERCENT), stepIndex: 0, stepCount: 0, step, message, bytesDone: done, bytesTotal: total,
-        }),
-      });
-    } catch (e) {
-      this.log.warn(`upgrade ${id}: fetching ${found.nvr} failed: ${e instanceof Error ? e.message : String(e)}`, { transaction: id });
-      return recordFailedUpgrade(this.engine, request, e, { id, initiator });
-    }
-    let ok = false;
-    try {
-      const outcome = await this.engine.upgrade(fetched.imagePath, {
-        id, signal, initiator,
-        onProgress: (e) => onProgress({ ...e, percent: Math.floor(FETCH_PERCENT + (e.percent * (100 - FETCH_PERCENT)) / 100) }),
-      });
-      ok = outcome.record.state === 'succeeded';
-      return outcome;
-    } finally {
-      await fetched.dispose(ok).catch((e: unknown) => this.log.warn(`cleaning up after ${id}: ${String(e)}`));
-    }
   }
 
   async trigger(call: CallContext, options: unknown): Promise<[boolean, string, string]> {
@@ -659,7 +604,7 @@ export class Daemon implements ManagerBackend {
     this.log.info(`automatic update (${mode}): ${d.reboot ? 'applying' : 'staging'} ${found.nvr}${found.source === 'repo' ? ' from the update repository' : ''}`);
     const tx = await this.start('upgrade', call, o.wait ?? false, async (ctx) => {
       const { id, initiator, signal, onProgress } = ctx;
-      const outcome = update.source === 'repo' ? await this.upgradeFromRepo(update, ctx)
+      const outcome = update.source === 'repo' ? await upgradeFromRepo(this.engine, this.log, update.update, ctx)
         : await this.engine.upgrade(update.path, { id, signal, onProgress, initiator });
       if (outcome.record.state === 'succeeded' && this.available === found.nvr) {
         this.available = null;
