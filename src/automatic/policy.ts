@@ -3,7 +3,8 @@
  * the running-VMs guard). The daemon gathers the facts, asks here what to do, and does it.
  *
  *   none   nothing at all
- *   check  look for a newer image; report it (UpdateAvailable / AvailableVersion, the log)
+ *   check  look for a newer image (ImageDir) or image-update package (UpdateRepo); report it (UpdateAvailable /
+ *          AvailableVersion, the log)
  *   stage  check, then upgrade: the new layer boots next time
  *   apply  stage, then reboot into it — only if no virtual machine runs (and libvirt can tell), and no shutdown
  *          inhibitor blocks it; otherwise the layer stays staged and the transaction's history says why
@@ -20,7 +21,7 @@ export type TriggerDecision =
 
 export interface TriggerFacts {
   readonly mode: AutomaticUpdatePolicy;
-  /** NVR of the newest image newer than every base, or null. */
+  /** NVR of the newest image (ImageDir) or image-update package (UpdateRepo) newer than every base, or null. */
   readonly update: string | null;
   readonly insideWindow: boolean;
   readonly respectWindow: boolean;
@@ -30,7 +31,7 @@ export interface TriggerFacts {
 
 export function decideTrigger(f: TriggerFacts): TriggerDecision {
   if (f.mode === 'none') return { action: 'nothing', reason: 'the automatic update policy is "none"' };
-  if (f.update === null) return { action: 'nothing', reason: 'no image newer than every base in the image directory' };
+  if (f.update === null) return { action: 'nothing', reason: 'no image newer than every base in the image directory or the update repository' };
   if (f.mode === 'check') return { action: 'report', reason: `update available: ${f.update}` };
   if (f.respectWindow && !f.insideWindow) {
     return { action: 'report', reason: `update available: ${f.update}; not ${f.mode === 'apply' ? 'applied' : 'staged'}: outside the maintenance window "${f.window}"` };

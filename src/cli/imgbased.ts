@@ -13,6 +13,7 @@ import { stderrLogger } from '../log';
 import { acquireHostLock } from '../system/lock';
 import type { Outcome } from '../transaction/runner';
 import type { ProgressEvent } from '../transaction/types';
+import { installedBaseOf } from '../update/installed';
 
 export const EXIT = { ok: 0, failed: 1, usage: 2, checkProblems: 5, cancelled: 130 } as const;
 
@@ -129,8 +130,17 @@ Failpoints for tests: IMGBASED_FAILPOINTS=before:<step>|after:<step>|during:<ste
     .option('--allow-downgrade', 'install even if the image is not newer than every base', false)
     .addOption(new Option('--method <method>', 'how to write the base').choices(['tree', 'blocks', 'delta']))
     .option('--keep <n>', 'bases to keep after the upgrade', (v) => Number(v))
-    .action(async (image: string, o: { allowDowngrade: boolean; method?: 'tree' | 'blocks' | 'delta'; keep?: number }) => {
+    .option('--skip-installed', 'succeed with nothing to do when a base with the image\'s NVR exists already (image-update packages)', false)
+    .action(async (image: string, o: { allowDowngrade: boolean; method?: 'tree' | 'blocks' | 'delta'; keep?: number; skipInstalled: boolean }) => {
       const engine = await openForChange(g());
+      if (o.skipInstalled) {
+        const installed = await installedBaseOf(engine, image);
+        if (installed !== null) {
+          print(g().json, { installed, changed: false }, () => `${installed} is installed already (base ${installed}); nothing to do\n`);
+          setExit(EXIT.ok);
+          return;
+        }
+      }
       const ac = withAbort();
       setExit(report(g(), await engine.upgrade(image, {
         allowDowngrade: o.allowDowngrade, signal: ac.signal, onProgress: progressPrinter(),

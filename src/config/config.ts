@@ -9,6 +9,8 @@
  *   DirPool=/var/lib/imgbased/pool   # dir backend: the pool directory
  *   [Upgrade]
  *   ImageDir=/var/lib/imgbased/images
+ *   UpdateRepo=                  # a dnf repository (baseurl: file://, http://, https://) to look for updates in; empty = none
+ *   UpdatePackage=ovirt-node-ng-image-update   # the image-update package asked for in UpdateRepo
  *   RequireSignature=true
  *   KeepBases=2
  *   WriteMethod=auto       # auto | tree | blocks | delta
@@ -38,6 +40,10 @@ export interface Config {
   readonly thinPool: string | null;
   readonly dirPool: string;
   readonly imageDir: string;
+  /** A dnf repository's baseurl to look for image-update packages in; null = none (docs/UPDATES.md). */
+  readonly updateRepo: string | null;
+  /** The image-update package's name in updateRepo. */
+  readonly updatePackage: string;
   readonly requireSignature: boolean;
   readonly keepBases: number;
   readonly writeMethod: WriteMethod;
@@ -58,6 +64,8 @@ export const DEFAULT_CONFIG: Config = {
   thinPool: null,
   dirPool: '/var/lib/imgbased/pool',
   imageDir: '/var/lib/imgbased/images',
+  updateRepo: null,
+  updatePackage: 'ovirt-node-ng-image-update',
   requireSignature: true,
   keepBases: 2,
   writeMethod: 'auto',
@@ -115,6 +123,16 @@ const KEYS: Record<string, Record<string, Setter>> = {
   Upgrade: {
     ImageDir: (c, v, w) => {
       c.imageDir = absPath(v, w);
+    },
+    UpdateRepo: (c, v, w) => {
+      if (v !== '' && !/^(file:\/\/\/|https?:\/\/[^/\s]+)[^\s]*$/.test(v)) {
+        throw new InvalidArgumentError(`${w}: UpdateRepo must be a repository URL (file:///…, http://…, https://…) or empty, got "${v}"`);
+      }
+      c.updateRepo = v || null;
+    },
+    UpdatePackage: (c, v, w) => {
+      if (!/^[A-Za-z0-9][A-Za-z0-9._+-]*$/.test(v)) throw new InvalidArgumentError(`${w}: UpdatePackage must be a package name, got "${v}"`);
+      c.updatePackage = v;
     },
     RequireSignature: (c, v, w) => {
       c.requireSignature = bool(v, w);

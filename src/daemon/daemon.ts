@@ -38,12 +38,21 @@ import { parseOptions, quoted } from '../dbus/options';
 import { SANDBOX_IFACE, SandboxObject } from '../dbus/sandbox-object';
 import { bootSandbox } from '../sandbox/sysroot';
 import { TransactionObject, transactionPath } from '../dbus/transaction-object';
+import { nothingToDoIfInstalled } from '../update/installed';
+import type { RepoUpdate } from '../update/repo';
+import { newerThanBases } from '../update/repo';
+import { repoUpdate, upgradeFromRepo } from '../update/repo-upgrade';
 import type { Job, JobWork } from './scheduler';
 import { Scheduler } from './scheduler';
 import type { TransactionKind } from '../transaction/types';
 
 const POLICIES = AUTOMATIC_UPDATE_POLICIES;
 type UpdatePolicy = AutomaticUpdatePolicy;
+
+/** An update found by a check: an image of ImageDir, or an image-update package of UpdateRepo. */
+export type FoundUpdate =
+  | { readonly source: 'dir'; readonly nvr: string; readonly path: string; readonly version: string; readonly release: string }
+  | { readonly source: 'repo'; readonly nvr: string; readonly update: RepoUpdate; readonly version: string; readonly release: string };
 
 /** Finished transactions stay on the bus for late joiners; the oldest beyond this are unexported (history keeps them). */
 const KEEP_EXPORTED = 50;
@@ -417,7 +426,7 @@ export class Daemon implements ManagerBackend {
   }
 
   async upgrade(call: CallContext, image: string, options: unknown): Promise<string> {
-    const o = parseOptions(options, { wait: 'b', 'allow-downgrade': 'b', method: 's', keep: 'u' }, 'Upgrade');
+    const o = parseOptions(options, { wait: 'b', 'allow-downgrade': 'b', method: 's', keep: 'u', 'skip-installed': 'b' }, 'Upgrade');
     bounded('Upgrade', 'image', image, MAX_PATH_BYTES);
     if (!path.isAbsolute(image)) throw new InvalidArgumentError(`Upgrade: image must be an absolute path, got ${quoted(image)}`);
     if (o.method !== undefined && o.method !== 'tree' && o.method !== 'blocks' && o.method !== 'delta') {
@@ -426,11 +435,16 @@ export class Daemon implements ManagerBackend {
     if (o.keep !== undefined && o.keep < 1) throw new InvalidArgumentError('Upgrade: option "keep" must be at least 1');
     await this.authorizer.check(call.sender, POLKIT_ACTIONS.upgrade);
     const method = o.method as 'tree' | 'blocks' | 'delta' | undefined;
-    return this.start('upgrade', call, o.wait ?? false, ({ id, initiator, signal, onProgress }) =>
-      this.engine.upgrade(image, {
+    return this.start('upgrade', call, o.wait ?? false, async ({ id, initiator, signal, onProgress }) => {
+      if (o['skip-installed'] === true) {
+        const nothing = await nothingToDoIfInstalled(this.engine, this.log, image, { id, initiator, signal, onProgress });
+        if (nothing !== null) return nothing;
+      }
+      return this.engine.upgrade(image, {
         id, signal, onProgress, initiator, allowDowngrade: o['allow-downgrade'] ?? false,
         ...(method ? { method } : {}), ...(o.keep !== undefined ? { keepBases: o.keep } : {}),
-      }));
+      });
+    });
   }
 
   async rollback(call: CallContext, layer: string, options: unknown): Promise<string> {
@@ -540,6 +554,26 @@ export class Daemon implements ManagerBackend {
     return best;
   }
 
+  /** The newest update of either source (ImageDir, UpdateRepo), by version and release; null when neither has one. */
+  async findUpdate(): Promise<FoundUpdate | null> {
+    const dirImage = await this.newestImage();
+    let repo: RepoUpdate | null = null;
+    try {
+      repo = await repoUpdate(this.engine);
+    } catch (e) {
+      // An unreachable repository must not hide an image of ImageDir; it is logged and the check goes on.
+      this.log.warn(`update check: ${e instanceof Error ? e.message : String(e)}`);
+    }
+    const dir: FoundUpdate | null = dirImage === null ? null : (() => {
+      const n = parseNvr(dirImage.nvr);
+      return { source: 'dir', nvr: dirImage.nvr, path: dirImage.path, version: n.version, release: n.release };
+    })();
+    const fromRepo: FoundUpdate | null = repo === null ? null
+      : { source: 'repo', nvr: repo.nvr, update: repo, version: repo.version, release: repo.release };
+    if (dir === null || fromRepo === null) return dir ?? fromRepo;
+    return newerThanBases(fromRepo, [parseNvr(dir.nvr)]) ? fromRepo : dir;
+  }
+
   async trigger(call: CallContext, options: unknown): Promise<[boolean, string, string]> {
     const o = parseOptions(options, { mode: 's', wait: 'b', 'respect-window': 'b' }, 'AutomaticUpdateTrigger');
     const mode = o.mode === undefined ? await this.policy() : POLICIES.find((p) => p === o.mode);
@@ -547,10 +581,10 @@ export class Daemon implements ManagerBackend {
       throw new InvalidArgumentError(`AutomaticUpdateTrigger: mode must be one of ${POLICIES.join(', ')}, got ${quoted(o.mode ?? '')}`);
     }
     await this.authorizer.check(call.sender, POLKIT_ACTIONS.automaticUpdate);
-    let found: { path: string; nvr: string } | null = null;
+    let found: FoundUpdate | null = null;
     if (mode !== 'none') {
       await fs.mkdir(this.engine.paths.runDir, { recursive: true });
-      found = await this.newestImage();
+      found = await this.findUpdate();
       if ((found?.nvr ?? null) !== this.available) {
         this.available = found?.nvr ?? null;
         await this.refreshSoon();
@@ -566,10 +600,12 @@ export class Daemon implements ManagerBackend {
       return [found !== null, found?.nvr ?? '', '/'];
     }
     if (!found) throw new Error('decideTrigger chose to upgrade without an update');
-    const image = found.path;
-    this.log.info(`automatic update (${mode}): ${d.reboot ? 'applying' : 'staging'} ${found.nvr}`);
-    const tx = await this.start('upgrade', call, o.wait ?? false, async ({ id, initiator, signal, onProgress }) => {
-      const outcome = await this.engine.upgrade(image, { id, signal, onProgress, initiator });
+    const update = found;
+    this.log.info(`automatic update (${mode}): ${d.reboot ? 'applying' : 'staging'} ${found.nvr}${found.source === 'repo' ? ' from the update repository' : ''}`);
+    const tx = await this.start('upgrade', call, o.wait ?? false, async (ctx) => {
+      const { id, initiator, signal, onProgress } = ctx;
+      const outcome = update.source === 'repo' ? await upgradeFromRepo(this.engine, this.log, update.update, ctx)
+        : await this.engine.upgrade(update.path, { id, signal, onProgress, initiator });
       if (outcome.record.state === 'succeeded' && this.available === found.nvr) {
         this.available = null;
       }

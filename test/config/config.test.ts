@@ -15,6 +15,8 @@ ThinPool=pool00
 
 [Upgrade]
 ImageDir=/srv/images
+UpdateRepo=file:///srv/repo
+UpdatePackage=my-image-update
 RequireSignature=no
 KeepBases=3
 WriteMethod=blocks
@@ -31,7 +33,7 @@ GateTimeoutSec=60
 RebootOnFailure=yes
 `);
     expect(c).toEqual({
-      backend: 'dir', dirPool: '/srv/pool', volumeGroup: 'onn', thinPool: 'pool00', imageDir: '/srv/images', requireSignature: false,
+      backend: 'dir', dirPool: '/srv/pool', volumeGroup: 'onn', thinPool: 'pool00', imageDir: '/srv/images', updateRepo: 'file:///srv/repo', updatePackage: 'my-image-update', requireSignature: false,
       keepBases: 3, writeMethod: 'blocks', metadataMarginBytes: 16 * 1024 * 1024, automaticUpdatePolicy: 'stage',
       maintenanceWindow: { text: 'Sat,Sun 02:00-05:00', spans: [expect.objectContaining({ start: 120, end: 300 })] },
       libvirtUri: 'qemu+unix:///system?socket=/run/libvirt/libvirt-sock',
@@ -54,6 +56,9 @@ RebootOnFailure=yes
     ['[Upgrade]\nLibvirtURI=/var/run/libvirt\n', /LibvirtURI must be a libvirt URI/],
     ['[Boot]\nRequiredUnits=vdsmd.service ../etc/passwd\n', /imgbased.conf:2: "..\/etc\/passwd" is not a unit name/],
     ['[Boot]\nGateTimeoutSec=-1\n', /from 0 to 86400/],
+    ['[Upgrade]\nUpdateRepo=/srv/repo\n', /imgbased.conf:2: UpdateRepo must be a repository URL/],
+    ['[Upgrade]\nUpdateRepo=ftp://mirror/repo\n', /UpdateRepo must be a repository URL/],
+    ['[Upgrade]\nUpdatePackage=a b\n', /UpdatePackage must be a package name/],
   ])('rejects %p with a named error and the line', (text, msg) => {
     expect(() => parseConfig(text)).toThrow(InvalidArgumentError);
     expect(() => parseConfig(text)).toThrow(msg);

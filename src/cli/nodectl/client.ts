@@ -31,6 +31,9 @@ export class NodectlError extends Error {
   }
 }
 
+/** The system bus cannot be reached at all (no socket, connection refused): no daemon can answer. */
+export class BusUnreachableError extends NodectlError {}
+
 export function exitCodeFor(name: string): number {
   switch (name) {
     case 'org.ovirt.Node.Error.NotAuthorized':
@@ -85,7 +88,7 @@ export class NodeClient {
   private constructor(readonly bus: LightBus, readonly address: string) {
     this.broken = new Promise<never>((_resolve, reject) => {
       bus.on('error', (e: unknown) => {
-        reject(new NodectlError('', `cannot talk to the system bus at ${address}: ${e instanceof Error ? e.message : String(e)}`, EXIT.failed,
+        reject(new BusUnreachableError('', `cannot talk to the system bus at ${address}: ${e instanceof Error ? e.message : String(e)}`, EXIT.failed,
           'is dbus running? DBUS_SYSTEM_BUS_ADDRESS names another bus (e.g. a sandbox\'s)'));
       });
     });
@@ -111,6 +114,11 @@ export class NodeClient {
       return reply?.body ?? [];
     } catch (e) {
       if (e instanceof DBusError) throw new NodectlError(e.type, e.text, exitCodeFor(e.type));
+      const code = typeof e === 'object' && e !== null && 'code' in e ? String(e.code) : '';
+      if (['ENOENT', 'ECONNREFUSED', 'ENOTSOCK'].includes(code)) {
+        throw new BusUnreachableError('', `cannot talk to the system bus at ${this.address}: ${e instanceof Error ? e.message : code}`, EXIT.failed,
+          'is dbus running? DBUS_SYSTEM_BUS_ADDRESS names another bus (e.g. a sandbox\'s)');
+      }
       throw e;
     }
   }

@@ -96,12 +96,14 @@ function readKey(): { key: Promise<string>; abort: () => void } {
 export interface FollowOptions {
   /** No progress output (JSON mode). */
   quiet: boolean;
+  /** Timestamped lines even on a terminal (inside a package manager's output, where a bar would fight its own). */
+  lines?: boolean;
 }
 
 /** Follow a transaction to its end; returns the exit code (throws NodectlError when it failed or was cancelled). */
 export async function follow(client: NodeClient, txPath: string, opts: FollowOptions): Promise<number> {
   const interactive = process.stdin.isTTY === true && process.stderr.isTTY === true;
-  const view = process.stderr.isTTY === true && !opts.quiet ? await barView() : linesView(opts.quiet);
+  const view = process.stderr.isTTY === true && !opts.quiet && opts.lines !== true ? await barView() : linesView(opts.quiet);
   const { finished } = await client.watch(txPath, view.render);
   const id = path.basename(txPath);
 

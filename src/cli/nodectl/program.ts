@@ -3,12 +3,13 @@
  * (man.ts renders man/nodectl.8 from these definitions, so the two cannot drift). Each action validates its
  * arguments before it connects (usage errors never reach the bus), then hands a function of the client to `run`.
  */
+import { spawn } from 'node:child_process';
 import * as path from 'node:path';
 import { Command } from 'commander';
 import { Variant } from '../../dbus/light-bus';
 import { NO_TRANSACTION, TRANSACTION_IFACE } from '../../dbus/api';
 import type { NodeClient } from './client';
-import { bool, EXIT, NodectlError, plain, str } from './client';
+import { bool, BusUnreachableError, EXIT, NodectlError, plain, str } from './client';
 import { follow } from './follow';
 import type { AutomaticData, BootCompleteData } from './render';
 import {
@@ -41,6 +42,7 @@ export const EXIT_DOC: Array<[code: number, meaning: string]> = [
 
 export const ENV_DOC: Array<[name: string, meaning: string]> = [
   ['DBUS_SYSTEM_BUS_ADDRESS', 'the system bus to use (default unix:path=/var/run/dbus/system_bus_socket), e.g. a sandbox\'s private bus'],
+  ['IMGBASED_SYSROOT', 'upgrade --from-package without a bus: the host tree the offline imgbased tool works on (default /)'],
 ];
 
 export const CTRL_C_DOC = 'Ctrl-C while following a transaction on a terminal asks "Cancel the transaction (c) or detach and let it run (d)? [d]": '
@@ -165,6 +167,51 @@ async function bootComplete(c: NodeClient, o: { verdict?: string; reason?: strin
   return d.verdict === 'bad' || d.current_state === 'bad' ? EXIT.failed : EXIT.ok;
 }
 
+/** Did the call fail because no daemon can be reached at all (no bus, or org.ovirt.Node neither running nor activatable)? */
+function noDaemon(e: unknown): boolean {
+  return e instanceof BusUnreachableError
+    || (e instanceof NodectlError && e.dbusName === 'org.freedesktop.DBus.Error.ServiceUnknown');
+}
+
+/** The offline engine (imgbased upgrade), for an install without a bus: its output and exit code become ours. */
+function offlineUpgrade(image: string, why: string): Promise<number> {
+  const sysroot = process.env['IMGBASED_SYSROOT'];
+  const argv = [...(sysroot ? ['--sysroot', sysroot] : []), 'upgrade', '--skip-installed', image];
+  process.stderr.write(`nodectl: imgbased cannot be reached (${why}); installing with the offline tool: imgbased ${argv.join(' ')}\n`);
+  return new Promise((resolve) => {
+    const child = spawn('imgbased', argv, { stdio: ['ignore', 'inherit', 'inherit'] });
+    child.once('error', (e) => {
+      process.stderr.write(`nodectl: cannot run the offline tool imgbased: ${e.message}\n`);
+      resolve(EXIT.failed);
+    });
+    child.once('close', (code) => resolve(code === 0 ? EXIT.ok : code === EXIT.cancelled ? EXIT.cancelled : EXIT.failed));
+  });
+}
+
+/**
+ * upgrade --from-package IMAGE: what an image-update package's scriptlet runs. Queues behind a running transaction
+ * (never Busy), follows it with plain lines (the package manager's output), succeeds with nothing to do when the
+ * image is installed already (the timer staged it from the repository, or a reinstall), and falls back to the
+ * offline tool when no daemon can be reached (a kickstart %post, a chroot).
+ */
+async function fromPackage(c: NodeClient, image: string, g: Global): Promise<number> {
+  const opts = { wait: new Variant('b', true), 'skip-installed': new Variant('b', true) };
+  let txPath: string;
+  try {
+    txPath = txOf(await c.layers('Upgrade', 'sa{sv}', [image, opts]), 'Upgrade');
+  } catch (e) {
+    if (noDaemon(e)) return offlineUpgrade(image, e instanceof Error ? e.message : String(e));
+    throw e;
+  }
+  process.stderr.write(`nodectl: installing ${path.basename(image)} through imgbased: transaction ${path.basename(txPath)}\n`);
+  const code = await follow(c, txPath, { quiet: g.json, lines: true });
+  if (code !== EXIT.ok) return code;
+  const warnings = await warningsOf(c, txPath);
+  if (g.json) printJson({ ...(await c.properties(txPath, TRANSACTION_IFACE)), warnings });
+  else out(warnings.length > 0 ? `${warnings.join('\n')}\n` : await defaultLayerLine(c));
+  return EXIT.ok;
+}
+
 /** upgrade without IMAGE: AutomaticUpdateTrigger (the configured policy with --automatic; else "stage now"). */
 async function automatic(c: NodeClient, o: { automatic?: boolean; wait?: boolean }, g: Global): Promise<number> {
   const before = policyData(await c.properties());
@@ -215,7 +262,7 @@ Examples:
 ${pad([
     ['nodectl info', 'bootloader entries, layers, the current layer, running VMs'],
     ['nodectl check --oneline', 'Status: OK|WARN|FAILED'],
-    ['nodectl upgrade', 'install the newest image of the image directory now'],
+    ['nodectl upgrade', 'install the newest image (image directory or update repository) now'],
     ['nodectl rollback --reboot', 'boot the previous layer, rebooting now'],
     ['nodectl --json layers', 'every layer as JSON'],
   ])}
@@ -267,11 +314,22 @@ See nodectl(8) for more.`);
   });
 
   documented(program.command('upgrade').argument('[image]', 'image file (squashfs with IMAGE.sha256 and IMAGE.sig beside it)')
-    .description('install an image as a new base and layer that boots next time (no IMAGE: the newest image of the image directory)')
+    .description('install an image as a new base and layer that boots next time (no IMAGE: the newest one of the image directory or the update repository)')
     .option('--automatic', 'run the configured automatic update policy, inside the maintenance window (what the timer runs)')
     .option('--wait', 'queue behind a running transaction instead of failing with "busy"')
     .option('--allow-downgrade', 'install an IMAGE that is not newer than every base')
-    .action((image: string | undefined, o: { automatic?: boolean; wait?: boolean; allowDowngrade?: boolean }) => {
+    .option('--from-package <image>', 'install the image an image-update package delivered (what its scriptlet runs): '
+      + 'waits instead of "busy", prints progress as lines, succeeds when it is installed already, and uses the offline '
+      + 'imgbased tool when no daemon can be reached')
+    .action((image: string | undefined, o: { automatic?: boolean; wait?: boolean; allowDowngrade?: boolean; fromPackage?: string }) => {
+      if (o.fromPackage !== undefined) {
+        if (image !== undefined || o.automatic === true || o.allowDowngrade === true) {
+          throw usage('upgrade --from-package takes no IMAGE, --automatic or --allow-downgrade');
+        }
+        const packaged = path.resolve(o.fromPackage);
+        run((c) => fromPackage(c, packaged, g()));
+        return;
+      }
       if (o.automatic === true && image !== undefined) throw usage('upgrade --automatic takes no IMAGE');
       if (image === undefined && o.allowDowngrade) throw usage('--allow-downgrade needs an IMAGE');
       if (image === undefined) {
@@ -283,15 +341,21 @@ See nodectl(8) for more.`);
       if (o.allowDowngrade) opts['allow-downgrade'] = new Variant('b', true);
       run((c) => startAndFollow(c, 'Upgrade', 'sa{sv}', [path.resolve(image), opts], g(), defaultLayerLine));
     }), {
-    details: 'Without IMAGE nodectl stages the newest image of the image directory now (AutomaticUpdateTrigger, mode "stage", '
+    details: 'Without IMAGE nodectl stages the newest update now (AutomaticUpdateTrigger, mode "stage", '
       + 'maintenance window ignored). With --automatic it runs the configured policy (see "nodectl policy") and respects the '
       + 'maintenance window; it prints what happened (nothing to do, update available, staged, applied), follows a started '
-      + 'transaction to its end, and exits 0 when there is nothing to do.',
+      + 'transaction to its end, and exits 0 when there is nothing to do. The image directory (ImageDir=) and the update '
+      + 'repository (UpdateRepo=: image-update packages, downloaded, signature-checked and unpacked by imgbased) are both '
+      + 'searched. --from-package is for the %pre scriptlet of an image-update package (docs/UPDATES.md): it exits '
+      + 'non-zero when the upgrade fails, so the package manager\'s transaction fails too; with no bus (kickstart %post, '
+      + 'a chroot) or no imgbased to activate it runs "imgbased upgrade --skip-installed IMAGE" instead.',
     examples: [
       ['nodectl upgrade /var/lib/imgbased/images/ovirt-node-ng-4.5.6-0.20250601.0.squashfs.img', 'install this image'],
-      ['nodectl upgrade', 'install the newest image of the image directory now'],
+      ['nodectl upgrade', 'install the newest image (image directory or update repository) now'],
       ['nodectl upgrade --automatic', 'what the automatic-update timer runs'],
       ['nodectl upgrade --wait IMAGE', 'queue behind a running transaction'],
+      ['nodectl upgrade --from-package /usr/share/ovirt-node-ng-image-update/image/ovirt-node-ng-4.5.6-0.20250601.0.squashfs.img',
+        'what the image-update package runs'],
     ],
   });
 
@@ -421,7 +485,7 @@ See nodectl(8) for more.`);
   });
 
   documented(program.command('check-update')
-    .description('is an image newer than every base in the image directory? (changes nothing)')
+    .description('is an image newer than every base in the image directory or the update repository? (changes nothing)')
     .action(() => run(async (c) => {
       const reply = await c.layers('AutomaticUpdateTrigger', 'a{sv}', [{ mode: new Variant('s', 'check') }]);
       const d = { available: bool(reply[0], 'AutomaticUpdateTrigger.available'), nvr: str(reply[1], 'AutomaticUpdateTrigger.nvr') };
@@ -429,7 +493,8 @@ See nodectl(8) for more.`);
       else out(d.available ? `Update available: ${d.nvr} (\`nodectl upgrade\` installs it).\n` : 'No image newer than every base.\n');
       return EXIT.ok;
     })), {
-    details: 'Asks imgbased to look (AutomaticUpdateTrigger, mode "check"): it sets UpdateAvailable and AvailableVersion and '
+    details: 'Asks imgbased to look (AutomaticUpdateTrigger, mode "check") in ImageDir= and, when configured, UpdateRepo= '
+      + '(a dnf repository of image-update packages; the NVR shown is then the package\'s): it sets UpdateAvailable and AvailableVersion and '
       + 'installs nothing, whatever the automatic update policy. JSON: {"available": true|false, "nvr": "…"}. Exit 0 either way.',
     examples: [['nodectl check-update', 'one line'], ['nodectl --json check-update', 'for scripts and Ansible']],
   });

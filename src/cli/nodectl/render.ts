@@ -266,7 +266,7 @@ export function renderAutomatic(d: AutomaticData): string {
     case 'nothing-to-do':
       return d.policy === 'none'
         ? 'Nothing to do: the automatic update policy is "none" (`nodectl policy` changes it).\n'
-        : 'Nothing to do: no image newer than every base in the image directory.\n';
+        : 'Nothing to do: no image newer than every base in the image directory or the update repository.\n';
     case 'update-available': {
       const why = d.policy === 'check' ? 'the policy is "check"'
         : d.maintenance_window ? `outside the maintenance window ${d.maintenance_window}` : 'nothing was started';
