@@ -1,11 +1,17 @@
 /**
  * Benchmark (issue 10): delta bases vs full base writes on REAL dm-thin. Runs as root INSIDE the VM guest, on its
  * blank disk (it wipes it):
- *   scripts/bench-vm.sh [--files N] [--rounds N] [--quick]        from the host: compiles, boots the guest, runs this
- *   node dist/bench/delta.js [--files N] [--rounds N] [--quick] [--seed N] [--pool-gib N] [--methods M,…]
- *     [--large-methods M,…] [--images DIR] [--out PATH.json]           in it (--build-only --images DIR: images only, on the host)
+ *   scripts/bench-vm.sh [--quick] [--files N] [--rounds N] [--seed N]     the usual way, from the host, as root: builds
+ *       the images on the host (--build-only, reused while the options match), boots the guest, runs this in it
+ *   node dist/bench/delta.js [--quick] [--files N] [--rounds N] [--seed N] [--pool-gib N] [--methods M,…]
+ *       [--large-methods M,…] [--images DIR] [--out PATH.json]          in the guest (without --images: built there, slow)
+ *   node dist/bench/delta.js --build-only --images DIR [--quick] [--files N] [--seed N]    only the image set, anywhere
+ *   node dist/bench/delta.js --report PATH.json                        the table of a results file again
+ *   node dist/bench/delta.js --plan-only [--files N]                   statistics of the generated trees, nothing built
  * Prints a markdown table; writes the raw numbers to --out (JSON, default /var/tmp/imgbased-bench-delta-<time>.json)
  * and the table next to it (.md). Not a test: times depend on the machine (under TCG every lvm2 command costs seconds).
+ * Defaults: 20000 files, 1 round, methods blocks,tree,delta for the small pair and blocks,delta for the large one;
+ * --quick = 2000 files (smaller multi-MiB files), for a smoke run (≈ 25 min of guest time incl. building in the guest).
  *
  * Method
  *  - Images: three signed squashfs images made by src/image/test-image-builder.ts from a seeded (deterministic) tree:
@@ -37,6 +43,11 @@
  *  - Bases per pool (computed from the measured bytes, not by filling a pool): how many bases a pool of the bench's
  *    size holds, layers and /etc ignored: full = pool ÷ full-write bytes; delta = 1 + (pool − full-write bytes) ÷ delta
  *    bytes (the first base is always a full one).
+ *  - Where a small delta's time and bytes go: the step timings are split at the first and last progress tick inside a
+ *    step (sync-base: new UUID + grow + mount | rsync | fstrim + umount; write-base: copy | grow + new UUID), and
+ *    verify-base where its file counter restarts (the image's tree, then the base's). A diagnosis then runs
+ *    sync-base's commands one by one on fresh thin snapshots of base v1 with the pool bytes each adds: e2fsck -f,
+ *    `tune2fs -U random` (what the engine does) vs `tune2fs -O metadata_csum_seed -U random`, rsync, fstrim, umount.
  */
 import { execFileSync } from 'node:child_process';
 import { createCipheriv, createHash } from 'node:crypto';
