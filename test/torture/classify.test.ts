@@ -40,7 +40,8 @@ const PRE: Snapshot = {
 /** The upgrade to C: a delta base from B, its layer, entry, default; A collected. */
 const NEW: Snapshot = {
   ...PRE,
-  lvs: { root: PRE.lvs['root']!, [B]: base(A), [`${B}+1`]: lay(B), [C]: base(B), [`${C}+1`]: lay(C), torture_boot: PRE.lvs['torture_boot']! },
+  // B was a snapshot of A: with A removed, lvm2 reports no origin
+  lvs: { root: PRE.lvs['root']!, [B]: base(null), [`${B}+1`]: lay(B), [C]: base(B), [`${C}+1`]: lay(C), torture_boot: PRE.lvs['torture_boot']! },
   entries: { [`${B}+1.conf`]: entry(`${B}+1`), [`${C}+1.conf`]: entry(`${C}+1`) },
   bootDirs: { [`${B}+1`]: ['initramfs-5.img 100', 'vmlinuz-5 200'], [`${C}+1`]: ['initramfs-5.img 100', 'vmlinuz-5 200'] },
   grubenv: grubenv(`${C}+1`),

@@ -294,7 +294,10 @@ function newDiff(pre: Snapshot, post: Snapshot, e: Expectation): string[] {
   const out: string[] = [];
   const removed = new Set(e.removes);
   const wantLvs: Record<string, LvInfo | 'base' | 'layer'> = {};
-  for (const [n, lv] of Object.entries(pre.lvs)) if (!removed.has(n)) wantLvs[n] = lv;
+  // a thin snapshot whose origin is removed keeps its data and loses the origin link
+  for (const [n, lv] of Object.entries(pre.lvs)) {
+    if (!removed.has(n)) wantLvs[n] = lv.origin !== null && removed.has(lv.origin) ? { ...lv, origin: null } : lv;
+  }
   for (const b of e.addBases) wantLvs[b.name] = 'base';
   for (const l of e.addLayers) wantLvs[l.name] = 'layer';
   out.push(...diffKeys('LVs', sortedKeys(post.lvs), sortedKeys(wantLvs)));

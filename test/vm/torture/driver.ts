@@ -155,7 +155,18 @@ async function buildImages(dir: string, count: number, fsType: 'ext4' | 'xfs'): 
   return { images, trustedKey: path.join(key.trustedKeysDir, 'test.asc') };
 }
 
-function qemuArgs(o: Options, ctl: string, accel: string): string[] {
+/** Extra 9p shares for symlinks of the repo that point outside it (a worktree's node_modules): [tag, real path]. */
+async function outsideLinks(): Promise<Array<[string, string]>> {
+  const out: Array<[string, string]> = [];
+  for (const n of ['node_modules']) {
+    const p = path.join(REPO, n);
+    const st = await fs.lstat(p).catch(() => null);
+    if (st?.isSymbolicLink()) out.push([`vmx${out.length}`, await fs.realpath(p)]);
+  }
+  return out;
+}
+
+function qemuArgs(o: Options, ctl: string, accel: string, extra: ReadonlyArray<[string, string]>): string[] {
   const kvm = accel === 'kvm';
   const append = 'root=/dev/vda rw fsck.mode=skip console=ttyS0,115200 panic=-1 quiet loglevel=4 imgbased.vm=run ' +
     'systemd.mask=serial-getty@ttyS0.service';
@@ -172,6 +183,7 @@ function qemuArgs(o: Options, ctl: string, accel: string): string[] {
     '-device', 'virtio-blk-pci,drive=lvm,serial=imgbased-lvm',
     '-virtfs', `local,path=${ctl},mount_tag=vmctl,security_model=none,id=vmctl`,
     '-virtfs', `local,path=${REPO},mount_tag=vmwork,security_model=none,id=vmwork`,
+    ...extra.flatMap(([tag, p]) => ['-virtfs', `local,path=${p},mount_tag=${tag},security_model=none,id=${tag}`]),
     '-device', 'virtio-rng-pci', '-nic', 'none',
   ];
 }
@@ -212,7 +224,11 @@ async function main(): Promise<number> {
     say('resuming: plan.json exists');
   }
   // what the image's runner sources and runs at every boot (see test/vm/build-image.sh)
-  await fs.writeFile(path.join(ctl, 'cmd.sh'), `set -e\ncd '${REPO}'\nexport TORTURE_CTL=/run/imgbased-vm\nexec node dist/test/vm/torture/agent.js\n`);
+  const extra = await outsideLinks();
+  const mounts = extra.map(([tag, p]) =>
+    `mkdir -p '${p}'; mountpoint -q '${p}' || mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000,cache=loose ${tag} '${p}'\n`).join('');
+  await fs.writeFile(path.join(ctl, 'cmd.sh'),
+    `set -e\n${mounts}cd '${REPO}'\nexport TORTURE_CTL=/run/imgbased-vm\nexec node dist/test/vm/torture/agent.js\n`);
   await fs.writeFile(path.join(ctl, 'env'), `VM_WORKDIR='${REPO}'\nVM_CMD_TIMEOUT=604800\nVM_9P_CACHE=loose\n`);
   await fs.rm(path.join(ctl, 'rc'), { force: true });
 
@@ -223,7 +239,7 @@ async function main(): Promise<number> {
 
   const accel = await detectAccel();
   const pdeath = (await run(['setpriv', '--help']).then((r) => r.stdout.includes('pdeathsig'), () => false)) ? ['setpriv', '--pdeathsig', 'KILL'] : [];
-  const argv = [...pdeath, 'qemu-system-x86_64', ...qemuArgs(o, ctl, accel)];
+  const argv = [...pdeath, 'qemu-system-x86_64', ...qemuArgs(o, ctl, accel, extra)];
   const qlog = await fs.open(path.join(o.dir, 'qemu.log'), 'a');
   const [bin, ...rest] = argv;
   const q: ChildProcess = spawn(bin as string, rest, { stdio: ['ignore', qlog.fd, qlog.fd] });
