@@ -163,6 +163,17 @@ describe('power-cut torture: the verdict', () => {
     expect(judge(PRE, wrongBase, facts(ok)).reasons.join('\n')).toContain(`nvr ${B}, expected ${C}`);
   });
 
+  it('BROKEN: a finished upgrade whose /var entries did not survive (migrate-var not synced)', () => {
+    const ok = facts({ history: upgradeRecord(ALL_DONE, { state: 'succeeded' }) });
+    const withVar = (v: Record<string, string>): Snapshot => ({ ...NEW, varFiles: v });
+    expect(judge(PRE, withVar({ [`image-${B}`]: `${B}\n`, [`image-${C}`]: `${C}\n` }), ok).verdict).toBe('NEW');
+    expect(judge(PRE, withVar({ [`image-${C}`]: '' }), ok).reasons.join('\n')).toContain(`/var/lib/torture/image-${C}: ""`);
+    expect(judge(PRE, withVar({}), ok).reasons.join('\n')).toContain(`/var/lib/torture/image-${C}: missing`);
+    // an undone upgrade may leave its /var entries (forward only): still OLD
+    const undone = facts({ history: upgradeRecord(['done', 'undone'], { state: 'failed', recovered: true }) });
+    expect(judge({ ...PRE, varFiles: {} }, { ...PRE, varFiles: { [`image-${C}`]: `${C}\n` } }, undone).verdict).toBe('OLD');
+  });
+
   it('BROKEN: torn grubenv, a default without entry, orphan entries and dirs, leftovers of the daemon', () => {
     expect(grubenvVars(grubenv('x'))?.get('saved_entry')).toBe('x');
     expect(grubenvVars(grubenv('x').slice(0, 512))).toBeNull();

@@ -60,6 +60,8 @@ export interface CampaignPlan {
   readonly trustedKey: string;
   /** Initial guesses of each operation's duration under this machine's emulation (ms). */
   readonly expectedMs: Readonly<Record<TortureOp, number>>;
+  /** The images add var/lib/torture/image-<NVR> (campaigns planned before that have none: not checked). */
+  readonly varFiles?: boolean;
 }
 
 /** The campaign's progress, on the ctl share. */
@@ -268,6 +270,8 @@ async function tempFiles(): Promise<string[]> {
   return r.stdout.split('\n').filter(Boolean).sort();
 }
 
+let checkVar = false;
+
 export async function snapshot(): Promise<Snapshot> {
   const lv = await lvs();
   const entries: Record<string, string> = {};
@@ -286,7 +290,12 @@ export async function snapshot(): Promise<Snapshot> {
   for (const [name, info] of Object.entries(lv)) {
     if (info.tags.includes('imgbased:layer') && /\+\d+$/.test(name)) layers[name] = await checkLayer(name);
   }
-  return { lvs: lv, entries, bootDirs, grubenv, journal, tempFiles: await tempFiles(), mounts: await daemonMounts(), layers };
+  const varFiles: Record<string, string> = {};
+  for (const f of await listDir('/var/lib/torture')) varFiles[f] = await fs.readFile(path.join('/var/lib/torture', f), 'utf8').catch((e: unknown) => `(${String(e)})`);
+  return {
+    lvs: lv, entries, bootDirs, grubenv, journal, tempFiles: await tempFiles(), mounts: await daemonMounts(), layers,
+    ...(checkVar ? { varFiles } : {}),
+  };
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -313,6 +322,7 @@ async function setup(plan: CampaignPlan): Promise<AgentState> {
   log(`setup: ${plan.label}, fs ${plan.fs}, ${plan.runs.length} runs, ${plan.images.length} images`);
   const mi = await cmd(['make', '--no-print-directory', '-C', REPO, 'install', 'DESTDIR=/', 'PREFIX=/usr']);
   if (mi.code !== 0) throw new Error(`make install: ${mi.stderr}`);
+  log(`setup: make install done (${Math.round((Date.now() - t0) / 1000)} s)`);
   // Nothing may start the daemon before the agent has read the journal as the cut left it.
   await must('systemctl', 'mask', 'imgbased-boot-complete.service', 'imgbased-automatic.timer', 'imgbased-automatic.service');
   // Under emulation the daemon takes ~20 s to READY=1, close to dbus-daemon's 25 s activation timeout.
@@ -348,6 +358,7 @@ async function setup(plan: CampaignPlan): Promise<AgentState> {
   }
   await fs.chmod(STATE_DIR, 0o700);
   await must('sync');
+  log(`setup: LVM layout done (${Math.round((Date.now() - t0) / 1000)} s)`);
 
   await fs.mkdir('/run/imgbased', { recursive: true });
   const first = await stageImage(plan, 0);
@@ -368,6 +379,7 @@ async function setup(plan: CampaignPlan): Promise<AgentState> {
   await fs.copyFile(plan.trustedKey, '/etc/imgbased/trusted.d/test.asc');
   const init = await cmd(['imgbased', 'init', '--from', 'root']);
   if (init.code !== 0) throw new Error(`imgbased init: ${init.stderr}`);
+  log(`setup: imgbased init done (${Math.round((Date.now() - t0) / 1000)} s)`);
 
   // the administrator's change on the running layer, carried forward by every upgrade
   const layer = `${plan.images[0]?.nvr ?? ''}+1`;
@@ -512,6 +524,7 @@ async function judgeRun(plan: CampaignPlan, state: AgentState): Promise<boolean>
 export async function main(): Promise<number> {
   const plan = await readJson<CampaignPlan>(path.join(CTL, 'plan.json'));
   if (!plan) throw new Error(`no plan.json in ${CTL}`);
+  checkVar = plan.varFiles === true;
   let state = await readJson<AgentState>(path.join(CTL, 'state.json'));
   await kmsg(`agent up, phase ${state?.phase ?? 'setup'} run ${state?.run ?? 0}`);
   if (state === null) state = await setup(plan);

@@ -54,6 +54,11 @@ export interface Snapshot {
   readonly mounts: readonly string[];
   /** Every layer LV, checked. */
   readonly layers: Readonly<Record<string, LayerCheck>>;
+  /**
+   * The shared /var's `lib/torture/` (file → content): each torture image adds `image-<NVR>` there, which the upgrade's
+   * migrate-var step copies (forward only: an undone upgrade may leave it, a finished one must have it, complete).
+   */
+  readonly varFiles?: Readonly<Record<string, string>>;
 }
 
 export type Verdict = 'OLD' | 'NEW' | 'BROKEN';
@@ -336,6 +341,13 @@ function newDiff(pre: Snapshot, post: Snapshot, e: Expectation): string[] {
   if (postEnv) {
     const want = e.setDefault ?? preEnv?.get('saved_entry');
     if (postEnv.get('saved_entry') !== want) out.push(`saved_entry=${postEnv.get('saved_entry') ?? ''}, expected ${want ?? ''}`);
+  }
+  // the shared /var: what the new image brought is there and complete
+  if (post.varFiles !== undefined && e.kind === 'upgrade') {
+    for (const b of e.addBases) {
+      const got = post.varFiles[`image-${b.name}`];
+      if (got !== `${b.name}\n`) out.push(`/var/lib/torture/image-${b.name}: ${got === undefined ? 'missing' : JSON.stringify(got)}`);
+    }
   }
   // layers: untouched ones identical, new ones complete
   const defaultLayer = preEnv?.get('saved_entry');

@@ -145,6 +145,8 @@ async function buildImages(dir: string, count: number, fsType: 'ext4' | 'xfs'): 
       // every image changes a file, a factory /etc file and a few MiB of data: the delta write has work to do
       files: {
         'usr/lib/torture/index': `${k}\n`,
+        // migrate-var copies it to the shared /var: a finished upgrade must leave it there, complete
+        [`var/lib/torture/image-${nvr}`]: `${nvr}\n`,
         'usr/lib/torture/payload.bin': { kind: 'generated', sizeBytes: 3 * 1024 * 1024, compressibility: 0.3 },
       },
       etcFiles: { 'torture.conf': `image ${k}\n` },
@@ -216,6 +218,7 @@ async function main(): Promise<number> {
     const plan: CampaignPlan = {
       label, fs: o.fs, seed: o.seed, runs, images, trustedKey,
       expectedMs: { upgrade: 60_000, rollback: 6_000, cleanup: 30_000 },
+      varFiles: true,
     };
     await fs.writeFile(path.join(ctl, 'plan.json'), JSON.stringify(plan, null, 1) + '\n');
     await fs.writeFile(path.join(o.dir, 'schedule.csv'),
