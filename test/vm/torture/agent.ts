@@ -58,6 +58,8 @@ export interface CampaignPlan {
   /** Signed test images, oldest first: [0] is installed, [1] the setup upgrade, then two per run at most. */
   readonly images: ReadonlyArray<{ nvr: string; path: string }>;
   readonly trustedKey: string;
+  /** Keys of images added when the campaign was extended (trustedKey first). */
+  readonly trustedKeys?: readonly string[];
   /** Initial guesses of each operation's duration under this machine's emulation (ms). */
   readonly expectedMs: Readonly<Record<TortureOp, number>>;
   /** The images add var/lib/torture/image-<NVR> (campaigns planned before that have none: not checked). */
@@ -317,6 +319,24 @@ async function stageImage(plan: CampaignPlan, index: number): Promise<string> {
   return dest;
 }
 
+async function trustKeys(plan: CampaignPlan): Promise<void> {
+  await fs.mkdir('/etc/imgbased/trusted.d', { recursive: true });
+  for (const [i, k] of (plan.trustedKeys ?? [plan.trustedKey]).entries()) {
+    await fs.copyFile(k, `/etc/imgbased/trusted.d/${i === 0 ? 'test' : `test${i + 1}`}.asc`);
+  }
+}
+
+/** The campaign was extended (driver.ts extend): install the daemon from the current tree, trust the new key. */
+async function reinstall(plan: CampaignPlan): Promise<void> {
+  const mi = await cmd(['make', '--no-print-directory', '-C', REPO, 'install', 'DESTDIR=/', 'PREFIX=/usr']);
+  if (mi.code !== 0) throw new Error(`make install: ${mi.stderr}`);
+  await must('systemctl', 'daemon-reload');
+  await trustKeys(plan);
+  await must('sync');
+  await fs.rm(path.join(CTL, 'reinstall'));
+  log('reinstalled the daemon from the current tree (campaign extended)');
+}
+
 async function setup(plan: CampaignPlan): Promise<AgentState> {
   const t0 = Date.now();
   log(`setup: ${plan.label}, fs ${plan.fs}, ${plan.runs.length} runs, ${plan.images.length} images`);
@@ -376,7 +396,7 @@ async function setup(plan: CampaignPlan): Promise<AgentState> {
   await fs.mkdir('/etc/imgbased/trusted.d', { recursive: true });
   await fs.writeFile('/etc/imgbased/imgbased.conf',
     `[Storage]\nBackend=lvm\nVolumeGroup=${VG}\nThinPool=${POOL}\n[Upgrade]\nRequireSignature=true\n[Boot]\nAssessment=no\n`);
-  await fs.copyFile(plan.trustedKey, '/etc/imgbased/trusted.d/test.asc');
+  await trustKeys(plan);
   const init = await cmd(['imgbased', 'init', '--from', 'root']);
   if (init.code !== 0) throw new Error(`imgbased init: ${init.stderr}`);
   log(`setup: imgbased init done (${Math.round((Date.now() - t0) / 1000)} s)`);
@@ -528,6 +548,7 @@ export async function main(): Promise<number> {
   let state = await readJson<AgentState>(path.join(CTL, 'state.json'));
   await kmsg(`agent up, phase ${state?.phase ?? 'setup'} run ${state?.run ?? 0}`);
   if (state === null) state = await setup(plan);
+  else if (await fs.access(path.join(CTL, 'reinstall')).then(() => true, () => false)) await reinstall(plan);
   if (state.phase === 'done' || state.phase === 'stopped') return state.phase === 'done' ? 0 : 3;
   for (;;) {
     if (state.phase === 'cut') {

@@ -132,13 +132,13 @@ function nvrOf(k: number): string {
 }
 
 /** The campaign's signed images (built on the host: under emulation each would cost the guest much longer). */
-async function buildImages(dir: string, count: number, fsType: 'ext4' | 'xfs'): Promise<{ images: CampaignPlan['images']; trustedKey: string }> {
-  const keyDir = path.join(dir, 'key');
+async function buildImages(dir: string, from: number, count: number, fsType: 'ext4' | 'xfs', keyName = 'key'): Promise<{ images: CampaignPlan['images']; trustedKey: string }> {
+  const keyDir = path.join(dir, keyName);
   await fs.mkdir(keyDir, { recursive: true });
   const key = await createTestSigningKey(keyDir);
   const images: Array<{ nvr: string; path: string }> = [];
   const t0 = Date.now();
-  for (let k = 0; k < count; k++) {
+  for (let k = from; k < count; k++) {
     const nvr = nvrOf(k);
     const built = await buildTestImage({
       outDir: path.join(dir, 'images'), nvr, sign: key, fsType,
@@ -153,7 +153,7 @@ async function buildImages(dir: string, count: number, fsType: 'ext4' | 'xfs'): 
     });
     images.push({ nvr, path: built.imagePath });
   }
-  say(`built ${count} signed ${fsType} images in ${Math.round((Date.now() - t0) / 1000)} s`);
+  say(`built ${count - from} signed ${fsType} images in ${Math.round((Date.now() - t0) / 1000)} s`);
   return { images, trustedKey: path.join(key.trustedKeysDir, 'test.asc') };
 }
 
@@ -204,6 +204,27 @@ async function consoleOfRun(consoleLog: string, runNo: number): Promise<string> 
   return (start < 0 ? lines : lines.slice(Math.max(0, start - 5))).join('\n');
 }
 
+/**
+ * More runs for an existing campaign (same seed: the schedule's first runs are the same), with the images they need
+ * (signed with a second key, which the agent trusts too), and the daemon installed again from the current tree.
+ */
+async function extend(o: Options, ctl: string, plan: CampaignPlan): Promise<void> {
+  const runs = makeSchedule(plan.seed, o.runs);
+  if (JSON.stringify(runs.slice(0, plan.runs.length)) !== JSON.stringify(plan.runs)) throw new Error('the schedule does not extend the plan');
+  const need = 2 + runs.filter((r) => r.op === 'upgrade').length + runs.length;
+  const keys = plan.trustedKeys ?? [plan.trustedKey];
+  const built = await buildImages(o.dir, plan.images.length, need, plan.fs, `key${keys.length + 1}`);
+  const next: CampaignPlan = { ...plan, runs, images: [...plan.images, ...built.images], trustedKeys: [...keys, built.trustedKey], varFiles: true };
+  await fs.writeFile(path.join(ctl, 'plan.json'), JSON.stringify(next, null, 1) + '\n');
+  await fs.writeFile(path.join(ctl, 'reinstall'), `${new Date().toISOString()}\n`);
+  const statePath = path.join(ctl, 'state.json');
+  const state = JSON.parse(await fs.readFile(statePath, 'utf8')) as { phase: string };
+  if (state.phase === 'done') await fs.writeFile(statePath, JSON.stringify({ ...state, phase: 'ready' }, null, 1) + '\n');
+  await fs.writeFile(path.join(o.dir, 'schedule.csv'),
+    ['run,op,cut,fraction', ...runs.map((r) => `${r.run},${r.op},${r.cut},${r.fraction}`)].join('\n') + '\n');
+  say(`extended the campaign to ${runs.length} runs; the agent installs the daemon again from the current tree`);
+}
+
 async function main(): Promise<number> {
   const o = parseArgs(process.argv.slice(2));
   const ctl = path.join(o.dir, 'ctl');
@@ -214,7 +235,7 @@ async function main(): Promise<number> {
   if (!(await exists(path.join(ctl, 'plan.json')))) {
     const runs = makeSchedule(o.seed, o.runs);
     const upgrades = runs.filter((r) => r.op === 'upgrade').length;
-    const { images, trustedKey } = await buildImages(o.dir, 2 + upgrades + runs.length, o.fs);
+    const { images, trustedKey } = await buildImages(o.dir, 0, 2 + upgrades + runs.length, o.fs);
     const plan: CampaignPlan = {
       label, fs: o.fs, seed: o.seed, runs, images, trustedKey,
       expectedMs: { upgrade: 60_000, rollback: 6_000, cleanup: 30_000 },
@@ -224,7 +245,10 @@ async function main(): Promise<number> {
     await fs.writeFile(path.join(o.dir, 'schedule.csv'),
       ['run,op,cut,fraction', ...runs.map((r) => `${r.run},${r.op},${r.cut},${r.fraction}`)].join('\n') + '\n');
   } else {
-    say('resuming: plan.json exists');
+    const plan = JSON.parse(await fs.readFile(path.join(ctl, 'plan.json'), 'utf8')) as CampaignPlan;
+    say(`resuming: plan.json has ${plan.runs.length} runs`);
+    if (o.runs > plan.runs.length) await extend(o, ctl, plan);
+    else o.runs = plan.runs.length;
   }
   // what the image's runner sources and runs at every boot (see test/vm/build-image.sh)
   const extra = await outsideLinks();
