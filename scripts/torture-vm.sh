@@ -4,13 +4,13 @@
 # guest booted again on the same disks, the daemon's recovery judged OLD / NEW / BROKEN. Not part of the default VM
 # suite (scripts/test-vm.sh): a campaign runs for hours under TCG. See docs/DURABILITY.md.
 #
-#   scripts/torture-vm.sh [--runs N] [--fs ext4|xfs] [--seed S] [--dir DIR] [--cpus N] [--keep] [--stall SEC]
+#   scripts/torture-vm.sh [--runs N] [--fs ext4|xfs] [--seed S] [--dir DIR] [--cpus N] [--clean] [--stall SEC]
 #
 #   --runs N     runs in the campaign (default 50)
 #   --fs         filesystem of the layers, /boot and /var/lib/imgbased (default ext4)
 #   --seed S     schedule seed (operations, cut kinds, cut moments); a number or any string (default: from the clock)
 #   --dir DIR    campaign directory (default test-artifacts/torture/<fs>-s<seed>-<time>); an existing one is resumed
-#   --keep       keep the disks even when every run passed
+#   --clean      delete the disks after a campaign where every run passed (default: kept, so --runs can extend it)
 # Output: DIR/results.csv, DIR/summary.txt (also test-artifacts/torture/<label>.csv and .summary.txt), DIR/console.log.
 # A BROKEN run stops the campaign and keeps DIR (lvm.img, root.qcow2, console.log, ctl/ with every snapshot).
 # Env: IMGBASED_VM_CACHE (image cache, default /var/cache/imgbased-vm), VM_CPUS, VM_MEM, VM_ACCEL, IMGBASED_VM_TSCONFIG.

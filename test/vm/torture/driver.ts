@@ -16,7 +16,8 @@
  *
  * At the end: results.csv (also copied to test-artifacts/torture/<label>.csv) and the summary table. Exit 0 when every
  * run is OLD or NEW and every follow-up upgrade succeeded; 1 otherwise (a BROKEN run stops the campaign; its
- * directory, disks and console log are kept). On success the disks are deleted unless --keep.
+ * directory, disks and console log are kept). The disks are kept (a campaign can be extended with a larger --runs);
+ * --clean deletes them after a campaign where every run passed.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { promises as fs } from 'node:fs';
@@ -38,7 +39,7 @@ interface Options {
   cache: string;
   cpus: number;
   mem: string;
-  keep: boolean;
+  clean: boolean;
   /** Seconds without a new arm/result/state before the campaign is declared stuck. */
   stall: number;
 }
@@ -46,7 +47,7 @@ interface Options {
 function parseArgs(argv: string[]): Options {
   const o: Options = {
     runs: 50, fs: 'ext4', seed: Math.floor(Date.now() / 1000) % 100000, dir: '', cache: process.env['IMGBASED_VM_CACHE'] ?? '/var/cache/imgbased-vm',
-    cpus: Number(process.env['VM_CPUS'] ?? 2), mem: process.env['VM_MEM'] ?? '2G', keep: false, stall: 1800,
+    cpus: Number(process.env['VM_CPUS'] ?? 2), mem: process.env['VM_MEM'] ?? '2G', clean: false, stall: 1800,
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -65,7 +66,7 @@ function parseArgs(argv: string[]): Options {
     else if (a === '--cache') o.cache = v();
     else if (a === '--cpus') o.cpus = Number(v());
     else if (a === '--mem') o.mem = v();
-    else if (a === '--keep') o.keep = true;
+    else if (a === '--clean') o.clean = true;
     else if (a === '--stall') o.stall = Number(v());
     else throw new Error(`unknown argument ${a}`);
   }
@@ -353,12 +354,12 @@ async function main(): Promise<number> {
     await fs.writeFile(path.join(d, 'reasons.txt'), r.reasons.join('\n') + '\n');
   }
   const ok = !stuck && rc === '0' && rows.length === o.runs && summary.total.BROKEN === 0 && summary.followUpFailures === 0;
-  if (ok && !o.keep) {
+  if (ok && o.clean) {
     await fs.rm(path.join(o.dir, 'lvm.img'), { force: true });
     await fs.rm(path.join(o.dir, 'root.qcow2'), { force: true });
     await fs.rm(path.join(o.dir, 'images'), { recursive: true, force: true });
   } else {
-    say(`kept for inspection: ${o.dir} (lvm.img, root.qcow2, console.log, ctl/)`);
+    say(`kept: ${o.dir} (lvm.img, root.qcow2, console.log, ctl/)${ok ? '' : ' for inspection'}`);
   }
   return ok ? 0 : 1;
 }
