@@ -358,7 +358,8 @@ async function setup(plan: CampaignPlan): Promise<AgentState> {
   await must('vgcreate', '-q', VG, DISK);
   await must('lvcreate', '-qy', '--type', 'thin-pool', '-L', '4g', '--poolmetadatasize', '16m', '-n', POOL, VG);
   await must('lvchange', '-q', '--errorwhenfull', 'y', `${VG}/${POOL}`);
-  await must('lvcreate', '-qy', '--thin', '--virtualsize', '256m', '-n', 'root', `${VG}/${POOL}`);
+  // mkfs.xfs refuses filesystems below 300 MB
+  await must('lvcreate', '-qy', '--thin', '--virtualsize', plan.fs === 'xfs' ? '512m' : '256m', '-n', 'root', `${VG}/${POOL}`);
   await mkfs(plan.fs, `/dev/${VG}/root`);
   // /boot is a plain LV (a partition on a real host); the state dir a thin LV like oVirt Node's /var
   await must('lvcreate', '-qy', '-L', '512m', '-n', BOOT_LV, VG);

@@ -247,7 +247,9 @@ async function main(): Promise<number> {
       ['run,op,cut,fraction', ...runs.map((r) => `${r.run},${r.op},${r.cut},${r.fraction}`)].join('\n') + '\n');
   } else {
     const plan = JSON.parse(await fs.readFile(path.join(ctl, 'plan.json'), 'utf8')) as CampaignPlan;
-    say(`resuming: plan.json has ${plan.runs.length} runs`);
+    say(`resuming: plan.json has ${plan.runs.length} runs (seed ${plan.seed}, ${plan.fs})`);
+    o.seed = plan.seed;
+    o.fs = plan.fs;
     if (o.runs > plan.runs.length) await extend(o, ctl, plan);
     else o.runs = plan.runs.length;
   }
