@@ -292,7 +292,8 @@ async function main(): Promise<number> {
 
   const t0 = Date.now();
   let lastEvent = Date.now();
-  const armed = new Set<number>();
+  // a resumed campaign: the cuts already made are not made again
+  const armed = new Set<number>((await fs.readdir(ctl)).map((f) => /^reset-(\d+)\.json$/.exec(f)?.[1]).filter((x): x is string => x !== undefined).map(Number));
   let seen = 0;
   let stateText = '';
   let stuck = false;
