@@ -1,8 +1,10 @@
 import { constants as fsc, promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { Failpoints } from '../../src/transaction/failpoints';
 import { Journal } from '../../src/transaction/journal';
-import type { JournalRecord } from '../../src/transaction/types';
+import { TransactionRunner } from '../../src/transaction/runner';
+import type { JournalRecord, PlannedStep } from '../../src/transaction/types';
 import { removeStaleTemps, TEMP_FILE_RE, writeFileDurable } from '../../src/system/durable';
 
 const record = (id: string): JournalRecord => ({
@@ -62,6 +64,19 @@ describe('Journal durability (issue 11)', () => {
     expect(await fs.readdir(j.historyDir)).toEqual(['t0.json']);
     expect((await j.unfinished()).map((r) => r.id)).toEqual(['t1']);
     expect(await removeStaleTemps(path.join(state, 'missing'))).toEqual([]);
+  });
+
+  it('start-up recovery sweeps them before it reads the journal', async () => {
+    const j = new Journal(state);
+    await j.ensureDirs();
+    const temp = path.join(j.journalDir, '.t9.json.tmp-4321-00c0ffee');
+    await fs.writeFile(temp, '{"version":1,"id":"t9"');
+    const runner = new TransactionRunner<PlannedStep<'noop', null>, null>({
+      journal: j, services: null, failpoints: new Failpoints(undefined),
+      executors: { noop: { do: async () => undefined, undo: async () => undefined } },
+    });
+    expect(await runner.recover()).toEqual([]);
+    await expect(fs.access(temp)).rejects.toThrow();
   });
 
   it('a write cut between temp file and rename leaves a temp file with the durable writer\'s name', async () => {
