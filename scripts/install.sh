@@ -106,7 +106,8 @@ const keep = (rel) => {
 };
 const out = [];
 const walk = (rel) => {
-  out.push(rel);
+  // a symlinked node_modules (a git worktree sharing the main checkout's) is archived as the directory it points to
+  if (!fs.lstatSync(path.join(src, rel)).isSymbolicLink()) out.push(rel);
   for (const e of fs.readdirSync(path.join(src, rel), { withFileTypes: true })) {
     const r = `${rel}/${e.name}`;
     if (!keep(r)) continue;

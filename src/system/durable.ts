@@ -35,8 +35,8 @@ export async function fsyncDir(dir: string): Promise<void> {
   }
 }
 
-/** Create `dir` (and parents) and fsync each parent that gained an entry. */
-export async function mkdirDurable(dir: string): Promise<void> {
+/** Create `dir` (and parents) and fsync each parent that gained an entry; `mode` applies to the directories created. */
+export async function mkdirDurable(dir: string, mode?: number): Promise<void> {
   const missing: string[] = [];
   let cur = path.resolve(dir);
   for (;;) {
@@ -52,7 +52,7 @@ export async function mkdirDurable(dir: string): Promise<void> {
     }
   }
   if (missing.length === 0) return;
-  await fs.mkdir(dir, { recursive: true });
+  await fs.mkdir(dir, { recursive: true, ...(mode === undefined ? {} : { mode }) });
   for (const created of missing.reverse()) await fsyncDir(path.dirname(created));
 }
 
@@ -111,6 +111,28 @@ export async function removeDurable(target: string): Promise<boolean> {
   await fs.rm(target, { recursive: true, force: true });
   await fsyncDir(path.dirname(target));
   return true;
+}
+
+/** Names the atomic writers above give their temp files (`.NAME.tmp-PID-RANDOM`). */
+export const TEMP_FILE_RE = /^\..+\.tmp-\d+-[0-9a-f]{8}$/;
+
+/**
+ * Remove the temp files an atomic write left in `dir` when the process died (or the power went) between creating and
+ * renaming them. Only for directories whose writers are known to be gone (start-up recovery, under the host lock).
+ * Returns the names removed.
+ */
+export async function removeStaleTemps(dir: string): Promise<string[]> {
+  let names: string[];
+  try {
+    names = await fs.readdir(dir);
+  } catch (err) {
+    if (isEnoent(err)) return [];
+    throw err;
+  }
+  const stale = names.filter((n) => TEMP_FILE_RE.test(n)).sort();
+  for (const n of stale) await fs.rm(path.join(dir, n), { force: true });
+  if (stale.length > 0) await fsyncDir(dir);
+  return stale;
 }
 
 /**

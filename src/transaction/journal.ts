@@ -5,7 +5,7 @@
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { FailedError } from '../errors';
-import { fsyncDir, removeDurable, writeFileDurable } from '../system/durable';
+import { mkdirDurable, removeDurable, removeStaleTemps, writeFileDurable } from '../system/durable';
 import type { JournalRecord } from './types';
 
 const ID_RE = /^[0-9A-Za-z_-]{1,64}$/;
@@ -49,13 +49,15 @@ export class Journal {
   }
 
   async write(record: JournalRecord): Promise<void> {
-    await fs.mkdir(this.journalDir, { recursive: true, mode: 0o700 });
+    // Durably: the record's own fsyncs (file, journal dir) do not make a journal dir created just now part of the
+    // state dir on disk; after a power cut the record would be gone with it.
+    await mkdirDurable(this.journalDir, 0o700);
     await writeFileDurable(this.file(this.journalDir, record.id), JSON.stringify(record, null, 1) + '\n', 0o600);
   }
 
   /** Move a finished record to history (durably); safe to repeat after a crash in between. */
   async archive(record: JournalRecord): Promise<void> {
-    await fs.mkdir(this.historyDir, { recursive: true, mode: 0o700 });
+    await mkdirDurable(this.historyDir, 0o700);
     await writeFileDurable(this.file(this.historyDir, record.id), JSON.stringify(record, null, 1) + '\n', 0o600);
     await removeDurable(this.file(this.journalDir, record.id));
   }
@@ -128,9 +130,16 @@ export class Journal {
   }
 
   async ensureDirs(): Promise<void> {
-    for (const d of [this.journalDir, this.historyDir]) {
-      await fs.mkdir(d, { recursive: true, mode: 0o700 });
-      await fsyncDir(path.dirname(d));
-    }
+    for (const d of [this.journalDir, this.historyDir]) await mkdirDurable(d, 0o700);
+  }
+
+  /**
+   * Remove temp files of record writes a crash or power cut interrupted (`.ID.json.tmp-PID-RANDOM`; never read, but
+   * they would pile up). Start-up recovery calls this before reading the journal. Returns the paths removed.
+   */
+  async removeStaleTemps(): Promise<string[]> {
+    const out: string[] = [];
+    for (const d of [this.journalDir, this.historyDir]) out.push(...(await removeStaleTemps(d)).map((n) => path.join(d, n)));
+    return out;
   }
 }

@@ -213,6 +213,7 @@ export class TransactionRunner<S extends PlannedStep, C> {
    */
   async recover(): Promise<JournalRecord[]> {
     const recovered: JournalRecord[] = [];
+    for (const t of await this.deps.journal.removeStaleTemps()) this.log.warn(`removed ${t}, left by an interrupted write`);
     for (const record of await this.deps.journal.unfinished()) {
       const progress = new ProgressTracker(record, undefined);
       const applied = record.steps.filter((s) => s.phase === 'apply').every((s) => s.status === 'done');

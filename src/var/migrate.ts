@@ -30,6 +30,8 @@ export interface MigrateVarOptions {
   rsync?: string;
   /** cp binary for the `.imgnew` copies (default "cp"). */
   cp?: string;
+  /** sync binary (default "sync"): `sync -f <sharedVar>` makes what was added durable before the step is done. */
+  sync?: string;
 }
 
 export type VarConflictKind =
@@ -105,6 +107,13 @@ export async function migrateVar(opts: MigrateVarOptions): Promise<VarResult> {
     ...(opts.rsync === undefined ? {} : { rsync: opts.rsync }),
     ...(signal === undefined ? {} : { signal }),
   });
+  // The shared /var stays mounted, so nothing flushes it the way unmounting a layer does: without this the entries
+  // just copied live in the page cache only, while the journal already says the step is done and the transaction may
+  // complete. A power cut then leaves the new layer's /var entries empty or missing (issue 11: the power-cut torture
+  // checks them). syncfs(2) of the shared /var's filesystem: file data, inodes and the new directory entries.
+  if (result.copied.length > 0 || result.imgnew.length > 0) {
+    await run([opts.sync ?? 'sync', '-f', sharedVar], signal === undefined ? {} : { signal });
+  }
   return result;
 }
 

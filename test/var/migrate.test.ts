@@ -30,6 +30,29 @@ function listing(root: string): string[] {
 }
 
 describe('migrateVar', () => {
+  it('makes what it added durable (sync -f on the shared /var) before it returns, and syncs nothing when it added nothing', async () => {
+    const t = trees();
+    writeTree(t.imageVar, { 'lib/newpkg/state': 'fresh\n', 'lib/f': 'image\n' });
+    writeTree(t.sharedVar, { 'lib/f': 'user\n' });
+    // a sync that records its arguments and what it found on disk when it ran
+    const dir = path.dirname(t.imageVar);
+    const fake = path.join(dir, 'fake-sync');
+    const logFile = path.join(dir, 'sync.log');
+    fs.writeFileSync(fake, `#!/bin/sh\necho "$@" >>'${logFile}'\nls "$2/lib" >>'${logFile}'\n`, { mode: 0o755 });
+    const r = await migrateVar({ ...t, sync: fake });
+    expect(r.copied).toEqual(['lib/newpkg']);
+    expect(r.imgnew).toEqual(['lib/f']);
+    expect(fs.readFileSync(logFile, 'utf8').split('\n')).toEqual([`-f ${t.sharedVar}`, 'f', 'f.imgnew', 'newpkg', '']);
+    // a /var that already has everything: nothing added, nothing to sync
+    fs.rmSync(logFile);
+    const same = trees();
+    writeTree(same.imageVar, { 'lib/g': 'same\n' });
+    writeTree(same.sharedVar, { 'lib/g': 'same\n' });
+    expect(await migrateVar({ ...same, sync: fake })).toMatchObject({ copied: [], imgnew: [], kept: 2 });
+    expect(fs.existsSync(logFile)).toBe(false);
+  });
+
+
   it('copies entries the shared /var lacks, with their metadata', async () => {
     const t = trees();
     writeTree(t.imageVar, {

@@ -1,0 +1,46 @@
+import { cutDelayMs, makeSchedule, OVERSHOOT, parseSeed, pickOp, prng } from '../vm/torture/schedule';
+
+describe('power-cut torture schedule', () => {
+  it('is reproducible from the seed and differs between seeds', () => {
+    expect(makeSchedule(42, 20)).toEqual(makeSchedule(42, 20));
+    expect(makeSchedule(42, 20)).not.toEqual(makeSchedule(43, 20));
+    const a = prng(7);
+    const b = prng(7);
+    const xs = Array.from({ length: 5 }, () => a());
+    expect(xs).toEqual(Array.from({ length: 5 }, () => b()));
+    for (const x of xs) expect(x >= 0 && x < 1).toBe(true);
+  });
+
+  it('alternates the two cut kinds, starts with an upgrade and mixes in rollbacks and cleanups', () => {
+    const runs = makeSchedule(1, 50);
+    expect(runs.map((r) => r.run)).toEqual(Array.from({ length: 50 }, (_, i) => i + 1));
+    expect(runs[0]?.op).toBe('upgrade');
+    for (let i = 1; i < runs.length; i++) expect(runs[i]?.cut).not.toBe(runs[i - 1]?.cut);
+    const ops = new Set(runs.map((r) => r.op));
+    expect([...ops].sort()).toEqual(['cleanup', 'rollback', 'upgrade']);
+    expect(runs.filter((r) => r.op === 'upgrade').length).toBeGreaterThan(25);
+    for (const r of runs) expect(r.fraction >= 0 && r.fraction < OVERSHOOT).toBe(true);
+  });
+
+  it('spreads the cut moments over the whole operation (and a little past its end)', () => {
+    const f = makeSchedule(99, 200).map((r) => r.fraction);
+    const quarter = [0, 0, 0, 0, 0];
+    for (const x of f) quarter[Math.min(4, Math.floor(x / 0.25))]! += 1;
+    for (const q of quarter.slice(0, 4)) expect(q).toBeGreaterThan(20);
+    expect(quarter[4]).toBeGreaterThan(0);
+  });
+
+  it('picks operations by weight and turns fractions into delays', () => {
+    const mix = { upgrade: 2, rollback: 1, cleanup: 1 };
+    expect([0, 0.49, 0.5, 0.74, 0.75, 0.99].map((u) => pickOp(u, mix))).toEqual(['upgrade', 'upgrade', 'rollback', 'rollback', 'cleanup', 'cleanup']);
+    expect(() => pickOp(0.5, { upgrade: 0, rollback: 0, cleanup: 0 })).toThrow('empty');
+    expect(cutDelayMs({ run: 1, op: 'upgrade', cut: 'reset', fraction: 0.5 }, 60_001)).toBe(30_001);
+    expect(() => makeSchedule(1, 0)).toThrow('positive');
+  });
+
+  it('takes decimal seeds as they are and hashes names', () => {
+    expect(parseSeed('123')).toBe(123);
+    expect(parseSeed('ext4-night')).toBe(parseSeed('ext4-night'));
+    expect(parseSeed('ext4-night')).not.toBe(parseSeed('xfs-night'));
+  });
+});

@@ -1,0 +1,84 @@
+/**
+ * Power-cut torture (issue 11): the campaign's schedule, reproducible from a seed. Pure.
+ *
+ * Every run interrupts one operation (mostly upgrades, some rollbacks and cleanups) with one kind of cut, at a moment
+ * drawn uniformly over the operation's expected duration (a fraction in [0, 1.15): a few cuts land after the end, which
+ * must then read as the new state). The two cut kinds alternate so that both are always used.
+ */
+
+export type TortureOp = 'upgrade' | 'rollback' | 'cleanup';
+/** `sysrq`: the guest reboots itself (`echo b > /proc/sysrq-trigger`, no sync); `reset`: the host sends QMP `system_reset`. */
+export type CutKind = 'sysrq' | 'reset';
+
+export interface PlannedRun {
+  /** 1-based. */
+  readonly run: number;
+  readonly op: TortureOp;
+  readonly cut: CutKind;
+  /** Where in the operation's expected duration the power goes (0 = right after the call returns). */
+  readonly fraction: number;
+}
+
+export interface OpMix {
+  readonly upgrade: number;
+  readonly rollback: number;
+  readonly cleanup: number;
+}
+
+export const DEFAULT_MIX: OpMix = { upgrade: 0.7, rollback: 0.15, cleanup: 0.15 };
+/** Cuts are spread over this multiple of the expected duration. */
+export const OVERSHOOT = 1.15;
+
+/** mulberry32: a tiny seeded PRNG, uniform in [0, 1). Same seed → same sequence on every platform. */
+export function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export function pickOp(u: number, mix: OpMix): TortureOp {
+  const total = mix.upgrade + mix.rollback + mix.cleanup;
+  if (!(total > 0)) throw new Error('the operation mix is empty');
+  const x = u * total;
+  if (x < mix.upgrade) return 'upgrade';
+  if (x < mix.upgrade + mix.rollback) return 'rollback';
+  return 'cleanup';
+}
+
+/**
+ * The runs of a campaign. The first run is always an upgrade (the operation the issue is about), and the cut kinds
+ * alternate starting with a random one.
+ */
+export function makeSchedule(seed: number, runs: number, mix: OpMix = DEFAULT_MIX): PlannedRun[] {
+  if (!Number.isInteger(runs) || runs < 1) throw new Error(`runs must be a positive integer, got ${runs}`);
+  const rnd = prng(seed);
+  const firstCut: CutKind = rnd() < 0.5 ? 'sysrq' : 'reset';
+  const out: PlannedRun[] = [];
+  for (let run = 1; run <= runs; run++) {
+    const op = run === 1 ? 'upgrade' : pickOp(rnd(), mix);
+    const cut: CutKind = (run % 2 === 1) === (firstCut === 'sysrq') ? 'sysrq' : 'reset';
+    out.push({ run, op, cut, fraction: Math.round(rnd() * OVERSHOOT * 1e4) / 1e4 });
+  }
+  return out;
+}
+
+/** The delay in ms after the operation's call returned at which the power goes. */
+export function cutDelayMs(run: PlannedRun, expectedMs: number): number {
+  return Math.max(0, Math.round(run.fraction * expectedMs));
+}
+
+/** Parse `--seed`: a decimal integer, or any other string hashed (FNV-1a) so that names work as seeds too. */
+export function parseSeed(text: string): number {
+  if (/^\d+$/.test(text)) return Number(text) >>> 0;
+  let h = 0x811c9dc5;
+  for (const ch of Buffer.from(text, 'utf8')) {
+    h ^= ch;
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return h;
+}
