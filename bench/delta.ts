@@ -68,6 +68,7 @@ import type { JournalRecord, ProgressEvent } from '../src/transaction/types';
 import { DISK, GiB, MiB, makeVg, sh, type VgFixture } from '../test/vm/lvm-fixture';
 import { CMDLINE, OVIRT_CONFIG, POOL, VG } from '../test/vm/ovirt-host';
 import { runMain } from './common';
+import { prng } from '../test/helpers/prng';
 
 const KiB = 1024;
 const NVR_V1 = 'ovirt-node-ng-4.5.4-0.20250101.0';
@@ -133,17 +134,6 @@ function parseOptions(argv: readonly string[]): Options {
 
 // ---- a deterministic tree -----------------------------------------------------------------------------------------
 
-/** mulberry32: small, fast, good enough to pick sizes and paths reproducibly. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function seedOf(text: string): number {
   return createHash('sha256').update(text).digest().readUInt32LE(0);

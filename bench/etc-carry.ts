@@ -8,18 +8,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { carryForwardEtc, type EtcResult } from '../src/etc/carry-forward';
 import { run } from '../src/system/run';
+import { prng } from '../test/helpers/prng';
 
-/** Deterministic PRNG (mulberry32) so every run builds the same tree. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const IMAGE_TIME = new Date('2024-01-01T00:00:00Z');
 const WORDS = 'option value enabled disabled path server port timeout include user group log level cache'.split(' ');

@@ -17,6 +17,7 @@ import type { ChildProcessWithoutNullStreams } from 'node:child_process';
 import type { Caller, CallResult, CallSpec, RemoteClient } from './harness';
 import { eventually, mustRun, PrivateBus, REPO } from './harness';
 import { NVR, snapshotHost, sandboxHost } from '../helpers/host';
+import { prng } from '../helpers/prng';
 
 const DAEMON = path.join(REPO, 'dist/src/daemon/main.js');
 const DEST = 'org.ovirt.Node';
@@ -29,17 +30,6 @@ const CALLS = Number(process.env['FUZZ_CALLS'] ?? 10_000);
 const CALL_TIMEOUT_MS = 20_000;
 const MB = 1024 * 1024;
 
-/** mulberry32: small, fast, seedable. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 type Wire = unknown;
 

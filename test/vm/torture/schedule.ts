@@ -6,6 +6,7 @@
  * must then read as the new state). The two cut kinds alternate so that both are always used.
  */
 
+import { prng } from '../../helpers/prng';
 export type TortureOp = 'upgrade' | 'rollback' | 'cleanup';
 /** `sysrq`: the guest reboots itself (`echo b > /proc/sysrq-trigger`, no sync); `reset`: the host sends QMP `system_reset`. */
 export type CutKind = 'sysrq' | 'reset';
@@ -29,17 +30,8 @@ export const DEFAULT_MIX: OpMix = { upgrade: 0.7, rollback: 0.15, cleanup: 0.15 
 /** Cuts are spread over this multiple of the expected duration. */
 export const OVERSHOOT = 1.15;
 
-/** mulberry32: a tiny seeded PRNG, uniform in [0, 1). Same seed → same sequence on every platform. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** The seeded PRNG the schedule draws from (mulberry32). */
+export { prng };
 
 export function pickOp(u: number, mix: OpMix): TortureOp {
   const total = mix.upgrade + mix.rollback + mix.cleanup;
