@@ -21,7 +21,7 @@ import type { Services } from './exec/services';
 import type { OpenedImage } from './image/inspect';
 import { openImage } from './image/inspect';
 import { buildManifest, compareManifests, summarizeDiff } from './image/manifest';
-import { loadManifest } from './image/manifest-store';
+import { loadManifest, manifestFile } from './image/manifest-store';
 import { verifyImage } from './image/verify';
 import type { Logger } from './log';
 import { silentLogger } from './log';
@@ -39,7 +39,7 @@ import type { FsType, StorageBackend } from './storage/backend';
 import { withMounted } from './storage/backend';
 import { DirBackend } from './storage/dir';
 import { LvmBackend } from './storage/lvm';
-import { writeFileDurable } from './system/durable';
+import { removeStaleTemps, resolveLinks, writeFileDurable } from './system/durable';
 import { releaseMountsBelow } from './system/mountinfo';
 import { Failpoints } from './transaction/failpoints';
 import { Journal } from './transaction/journal';
@@ -227,7 +227,28 @@ export class Engine {
     await fs.mkdir(this.paths.runDir, { recursive: true });
     // A killed process leaves its image and volume mounts behind: release them before undoing.
     for (const m of await releaseMountsBelow(this.paths.runDir)) this.log.warn(`released stale mount ${m}`);
+    // A power cut between an atomic write's temp file and its rename leaves the temp file behind (the old file is
+    // intact); the journal's own directories are swept by the runner.
+    for (const dir of await this.durableWriteDirs()) {
+      for (const t of await removeStaleTemps(dir)) this.log.warn(`removed ${path.join(dir, t)}, left by an interrupted write`);
+    }
     return this.runner(null).recover();
+  }
+
+  /**
+   * Where the executors write files atomically (src/system/durable.ts): /boot (the layers' kernel directories, the
+   * BLS entries, grubenv's directory, after its links) and the state directory (boot states, stored manifests).
+   */
+  private async durableWriteDirs(): Promise<string[]> {
+    const { bootDir, grubenv, stateDir } = this.paths;
+    const subdirs = async (dir: string): Promise<string[]> =>
+      (await fs.readdir(dir, { withFileTypes: true }).catch(() => []))
+        .filter((d) => d.isDirectory()).map((d) => path.join(dir, d.name));
+    const dirs = [
+      bootDir, ...(await subdirs(bootDir)), path.join(bootDir, 'loader', 'entries'),
+      path.dirname(await resolveLinks(grubenv)), stateDir, path.dirname(manifestFile(stateDir, 'x')),
+    ];
+    return [...new Set(dirs)];
   }
 
   private async execute(

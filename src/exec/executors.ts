@@ -17,7 +17,7 @@ import { buildManifest, compareManifests, manifestDigest, summarizeDiff, type Ma
 import { loadManifest, manifestFile, storeManifest } from '../image/manifest-store';
 import { quickCheckBlind, resyncFiles, syncTree } from '../image/sync-base';
 import { copyBlocks, copyTree, type CopyBlocksResult } from '../image/write-base';
-import { removeDurable } from '../system/durable';
+import { mkdirDurable, removeDurable } from '../system/durable';
 import { run } from '../system/run';
 import type { Step } from '../plan/steps';
 import type { StorageBackend } from '../storage/backend';
@@ -50,7 +50,7 @@ async function entryIdOrNull(bootDir: string, layer: string): Promise<string | n
 
 /** Set saved_entry and/or next_entry in one durable grubenv write (undefined leaves a variable, null unsets it). */
 async function writeBootVars(grubenv: string, saved: string | null | undefined, next: string | null | undefined): Promise<void> {
-  await fs.mkdir(path.dirname(grubenv), { recursive: true });
+  await mkdirDurable(path.dirname(grubenv));
   await updateGrubenv(grubenv, (env) => {
     let out = env;
     if (saved !== undefined) out = withVar(out, SAVED_ENTRY, saved ?? undefined);
@@ -119,9 +119,10 @@ async function writeBlocks(ctx: StepContext<Services>, backend: StorageBackend, 
       ctx.failpoint();
     },
   });
+  // New UUID first: its e2fsck -f is the check offline resize2fs wants, so grow needs no second one.
+  await backend.newFsUuid(name);
   const size = (await backend.get(name))?.sizeBytes ?? 0;
   await backend.grow(name, size);
-  await backend.newFsUuid(name);
   return r;
 }
 

@@ -6,10 +6,11 @@
  * Compatible with hosts laid out by real imgbased: the same tags, the same protect/unprotect sequences, every
  * activation with -K (--ignoreactivationskip), the same pool profile and metadata size.
  */
-import { mkdir, rmdir, writeFile, readFile } from 'node:fs/promises';
+import { mkdir, rmdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FailedError, InvalidArgumentError, NoSpaceError, NotFoundError, ToolError } from '../errors';
 import { assertLvName } from '../model/names';
+import { mkdirDurable, writeFileDurable } from '../system/durable';
 import { run, type RunResult } from '../system/run';
 import {
   TAG,
@@ -253,11 +254,11 @@ export class LvmBackend implements StorageBackend {
     }
 
     // The imgbased-pool metadata profile: autoextend at 70 % by 20 %.
-    await mkdir(this.profileDir, { recursive: true });
+    await mkdirDurable(this.profileDir);
     const profilePath = join(this.profileDir, `${POOL_PROFILE}.profile`);
     const want = poolProfileText();
     const have = await readFile(profilePath, 'utf8').catch(() => null);
-    if (have !== want) await writeFile(profilePath, want, { mode: 0o644 });
+    if (have !== want) await writeFileDurable(profilePath, want, 0o644);
     if (pool.profile !== POOL_PROFILE) {
       await run(['lvchange', '--metadataprofile', POOL_PROFILE, this.lvPath(this.poolName)]);
     }
@@ -512,8 +513,11 @@ export class LvmBackend implements StorageBackend {
       const type = await this.probe(dev, 'TYPE');
       const mounted = await this.mountedAt(name);
       if (type === 'ext4') {
-        // offline resize2fs insists on a freshly checked filesystem; online needs nothing
-        if (mounted === null) await run(['e2fsck', '-f', '-y', dev], { okCodes: [0, 1] });
+        // offline resize2fs insists on a filesystem checked since it was last mounted; online needs nothing. After
+        // newFsUuid (e2fsck -f + tune2fs, no mount) it is, and a second full check would only cost time.
+        if (mounted === null && needsCheckBeforeResize((await run(['tune2fs', '-l', dev])).stdout)) {
+          await run(['e2fsck', '-f', '-y', dev], { okCodes: [0, 1] });
+        }
         await run(['resize2fs', dev]);
       } else if (type === 'xfs') {
         // xfs grows only while mounted
@@ -653,4 +657,19 @@ export function ext4Features(tune2fsList: string): Set<string> {
  */
 export function uuidChangeArgs(features: ReadonlySet<string>): string[] {
   return features.has('metadata_csum') && !features.has('metadata_csum_seed') ? ['-O', 'metadata_csum_seed', '-U', 'random'] : ['-U', 'random'];
+}
+
+/**
+ * Whether offline resize2fs needs `e2fsck -f` first, from `tune2fs -l` output: resize2fs refuses a filesystem that is
+ * not clean, has errors, or was mounted after it was last checked; a journal that still needs recovery (a snapshot of
+ * a mounted filesystem) needs e2fsck as well. Anything unreadable counts as needing the check. Pure.
+ */
+export function needsCheckBeforeResize(tune2fsList: string): boolean {
+  const field = (name: string): string | null => new RegExp(`^${name}:\\s*(.*?)\\s*$`, 'm').exec(tune2fsList)?.[1] ?? null;
+  const state = field('Filesystem state');
+  if (state !== 'clean' || ext4Features(tune2fsList).has('needs_recovery')) return true;
+  const time = (v: string | null): number => (v === 'n/a' ? 0 : v === null ? NaN : Date.parse(v));
+  const mounted = time(field('Last mount time'));
+  const checked = time(field('Last checked'));
+  return !(Number.isFinite(mounted) && Number.isFinite(checked) && checked >= mounted);
 }

@@ -151,6 +151,27 @@ describe('engine lifecycle on the dir backend', () => {
       'rollback:succeeded', 'upgrade:succeeded', 'boot-complete:succeeded', 'upgrade:succeeded', 'init:succeeded',
     ]);
   });
+
+  it('recovery sweeps the temp files a power cut left in /boot and the state directory, and nothing else', async () => {
+    const before = await snapshotHost(sysroot);
+    const layer = (await engine.state()).current ?? '';
+    const stateDir = engine.paths.stateDir;
+    const dirs = [
+      path.join(sysroot, 'boot'), path.join(sysroot, 'boot/grub2'), path.join(sysroot, 'boot/loader/entries'),
+      path.join(sysroot, 'boot', layer), stateDir, path.join(stateDir, 'manifests'),
+    ];
+    for (const [i, d] of dirs.entries()) {
+      await fs.mkdir(d, { recursive: true });
+      await fs.writeFile(path.join(d, `.torn-${i}.tmp-4242-0123abcd`), 'half a write');
+    }
+    const kept = path.join(sysroot, 'boot/loader/entries/.not-ours.tmp');
+    await fs.writeFile(kept, 'someone else\'s');
+    await engine.recover();
+    for (const [i, d] of dirs.entries()) await expect(fs.access(path.join(d, `.torn-${i}.tmp-4242-0123abcd`))).rejects.toThrow();
+    expect(await read(kept)).toBe('someone else\'s');
+    await fs.rm(kept);
+    expect(await snapshotHost(sysroot)).toEqual(before);
+  });
 });
 
 describe('cancel', () => {

@@ -4,7 +4,7 @@
  */
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import { ext4Features, uuidChangeArgs } from '../../src/storage/lvm';
+import { ext4Features, needsCheckBeforeResize, uuidChangeArgs } from '../../src/storage/lvm';
 import { run } from '../../src/system/run';
 import { tempDir } from '../helpers/host';
 
@@ -52,6 +52,48 @@ describe('ext4 UUID changes', () => {
       expect(changed).toBeLessThan(16);
       // and a second change needs no feature change
       if (opt === 'metadata_csum') expect(uuidChangeArgs(ext4Features((await run(['tune2fs', '-l', img])).stdout))).toEqual(['-U', 'random']);
+    } finally {
+      await fs.rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('needs e2fsck before an offline resize only when resize2fs would ask for it', () => {
+    const list = (state: string, mount: string, checked: string, features = 'has_journal extent'): string =>
+      `Filesystem features:      ${features}\nFilesystem state:         ${state}\nLast mount time:          ${mount}\n` +
+      `Last write time:          Thu Nov 26 11:40:00 2026\nLast checked:             ${checked}\n`;
+    expect(needsCheckBeforeResize(list('clean', 'n/a', 'Thu Nov 26 11:35:30 2026'))).toBe(false);
+    expect(needsCheckBeforeResize(list('clean', 'Thu Nov 26 11:35:30 2026', 'Thu Nov 26 11:35:30 2026'))).toBe(false);
+    expect(needsCheckBeforeResize(list('clean', 'Thu Nov 26 11:35:31 2026', 'Thu Nov 26 11:35:30 2026'))).toBe(true);
+    expect(needsCheckBeforeResize(list('not clean', 'n/a', 'Thu Nov 26 11:35:30 2026'))).toBe(true);
+    expect(needsCheckBeforeResize(list('clean with errors', 'n/a', 'Thu Nov 26 11:35:30 2026'))).toBe(true);
+    expect(needsCheckBeforeResize(list('clean', 'n/a', 'Thu Nov 26 11:35:30 2026', 'has_journal needs_recovery'))).toBe(true);
+    expect(needsCheckBeforeResize(list('clean', 'n/a', 'whenever'))).toBe(true);
+    expect(needsCheckBeforeResize('garbage')).toBe(true);
+  });
+
+  it('agrees with the real resize2fs: checked + new UUID resizes as is, mounted since the check is refused', async () => {
+    const dir = await tempDir('ext4-resize');
+    try {
+      const img = path.join(dir, 'fs.img');
+      await run(['truncate', '-s', '64M', img]);
+      await run(['mkfs.ext4', '-q', '-F', img]);
+      await run(['e2fsck', '-f', '-y', img]);
+      await run(['tune2fs', ...uuidChangeArgs(ext4Features((await run(['tune2fs', '-l', img])).stdout)), img]);
+      expect(needsCheckBeforeResize((await run(['tune2fs', '-l', img])).stdout)).toBe(false);
+      await run(['truncate', '-s', '96M', img]);
+      await run(['resize2fs', img]);
+      await run(['e2fsck', '-f', '-n', img]);
+      // a mount after the check: resize2fs wants a new check, and so do we
+      const mnt = path.join(dir, 'mnt');
+      await fs.mkdir(mnt);
+      await new Promise((r) => setTimeout(r, 1100)); // the times have whole seconds
+      await run(['mount', '-o', 'loop', img, mnt]);
+      await run(['umount', mnt]);
+      expect(needsCheckBeforeResize((await run(['tune2fs', '-l', img])).stdout)).toBe(true);
+      await run(['truncate', '-s', '128M', img]);
+      const refused = await run(['resize2fs', img], { okCodes: [0, 1] });
+      expect(refused.code).toBe(1);
+      expect(refused.stderr + refused.stdout).toMatch(/e2fsck -f/);
     } finally {
       await fs.rm(dir, { recursive: true, force: true });
     }
