@@ -527,7 +527,7 @@ el.upgradeNewest.addEventListener('click', () => {
       const r = await node.upgradeNewest();
       calling = false;
       if (r.transaction !== '/') follow(r.transaction, `Upgrade to ${r.nvr}`, true, 'upgrade');
-      else if (!r.available) showOutcome('info', 'No newer image:', 'the image directory has no image newer than every base.');
+      else if (!r.available) showOutcome('info', 'No newer image:', 'neither the image directory nor the update repository (UpdateRepo=) has one newer than every base.');
       else showOutcome('info', `${r.nvr} is available,`, 'but the daemon started no upgrade.');
     } catch (e) {
       showError('Upgrade failed:', e);

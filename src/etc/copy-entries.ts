@@ -40,6 +40,7 @@ export async function copyEntries(opts: CopyEntriesOptions): Promise<void> {
   }
   await run(rsyncArgv(opts), {
     input: opts.paths.join('\0'),
+    dieWithParent: true,
     ...(opts.signal === undefined ? {} : { signal: opts.signal }),
   });
 }

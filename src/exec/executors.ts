@@ -89,6 +89,17 @@ function needImage(ctx: StepContext<Services>) {
   return image;
 }
 
+/**
+ * Progress of a step that writes bytes. Its `during:` failpoint fires once bytes were written (not at the 0 % tick
+ * that comes before the copying tool starts), so a crash test kills the step while the tool is writing.
+ */
+function byteProgress(ctx: StepContext<Services>): (done: number, total: number) => void {
+  return (done, total) => {
+    ctx.progress({ bytesDone: done, bytesTotal: total });
+    if (done > 0) ctx.failpoint();
+  };
+}
+
 async function writeTree(ctx: StepContext<Services>, backend: StorageBackend, name: string): Promise<{ bytesTotal: number }> {
   const image = needImage(ctx);
   return withMounted(backend, name, {}, async (dst) => {
@@ -96,10 +107,7 @@ async function writeTree(ctx: StepContext<Services>, backend: StorageBackend, na
       srcRoot: image.root,
       dstRoot: dst,
       signal: ctx.signal,
-      onProgress: (done, total) => {
-        ctx.progress({ bytesDone: done, bytesTotal: total });
-        ctx.failpoint();
-      },
+      onProgress: byteProgress(ctx),
     });
     return r;
   });
@@ -114,10 +122,7 @@ async function writeBlocks(ctx: StepContext<Services>, backend: StorageBackend, 
     rootfsImage: image.rootfsImage,
     device,
     signal: ctx.signal,
-    onProgress: (done, total) => {
-      ctx.progress({ bytesDone: done, bytesTotal: total });
-      ctx.failpoint();
-    },
+    onProgress: byteProgress(ctx),
   });
   // New UUID first: its e2fsck -f is the check offline resize2fs wants, so grow needs no second one.
   await backend.newFsUuid(name);
@@ -196,10 +201,7 @@ export function executors(): ExecutorMap<Step, Services> {
           // The image is hashed while rsync runs; verify-base reuses that manifest.
           const { result: r, manifest } = await alongsideImageManifest(image, ctx.signal, () => syncTree({
             srcRoot: image.root, dstRoot: dst, signal: ctx.signal, bytesTotal: image.usedBytes, checksum: origin === null,
-            onProgress: (done, total) => {
-              ctx.progress({ bytesDone: done, bytesTotal: total });
-              ctx.failpoint();
-            },
+            onProgress: byteProgress(ctx),
           }));
           // Files rsync's quick check skipped although their content changed (same size and mtime) go again.
           const blind = origin ? quickCheckBlind(origin, manifest) : [];

@@ -67,6 +67,7 @@ export async function syncTree(opts: SyncTreeOptions): Promise<SyncTreeResult> {
       `${opts.srcRoot}/`, `${opts.dstRoot}/`],
     {
       ...(opts.signal ? { signal: opts.signal } : {}),
+      dieWithParent: true,
       // progress2 lines: "\r    1,234,567  42%   10.00MB/s    0:00:01 (xfr#3, to-chk=5/10)"
       onStdout: (chunk) => {
         for (const m of chunk.matchAll(/([\d,]+)\s+(\d{1,3})%/g)) {
@@ -111,7 +112,7 @@ export async function resyncFiles(opts: { srcRoot: string; dstRoot: string; path
   if (opts.signal?.aborted) throw new CancelledError();
   const list = Buffer.concat(opts.paths.flatMap((p) => [pathFromString(p), Buffer.from([0])]));
   const { stdout } = await run([...RSYNC, '--ignore-times', '--from0', '--files-from=-', '--', `${opts.srcRoot}/`, `${opts.dstRoot}/`], {
-    input: list, ...(opts.signal ? { signal: opts.signal } : {}),
+    input: list, dieWithParent: true, ...(opts.signal ? { signal: opts.signal } : {}),
   });
   if (opts.signal?.aborted) throw new CancelledError();
   return parseRsyncStats(stdout);

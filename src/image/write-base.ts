@@ -80,7 +80,7 @@ export async function copyTree(opts: CopyTreeOptions): Promise<{ bytesTotal: num
   try {
     await run(
       ['cp', '-a', '--preserve=xattr', '--sparse=auto', '--no-target-directory', `${opts.srcRoot}/.`, opts.dstRoot],
-      opts.signal ? { signal: opts.signal } : {},
+      { dieWithParent: true, ...(opts.signal ? { signal: opts.signal } : {}) },
     );
   } finally {
     if (timer) clearInterval(timer);

@@ -199,7 +199,7 @@ export class DirBackend implements StorageBackend {
     await fs.rm(dst, { recursive: true, force: true });
     // The copy happens before the state records the volume: a crash leaves an unreferenced directory that the
     // next create/snapshot of that name replaces, never a recorded volume with half a tree.
-    await run(['cp', '-a', '--reflink=auto', '--', this.volumePath(origin), dst]);
+    await run(['cp', '-a', '--reflink=auto', '--', this.volumePath(origin), dst], { dieWithParent: true });
     s.volumes[name] = {
       tags: [...(opts.tags ?? [])],
       sizeBytes: src.sizeBytes,

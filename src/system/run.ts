@@ -16,6 +16,12 @@ export interface RunOptions {
   /** Called with each chunk of stderr (for progress parsing). */
   onStderr?: (chunk: string) => void;
   onStdout?: (chunk: string) => void;
+  /**
+   * Kill the tool (SIGKILL) when this process dies, through util-linux `setpriv --pdeathsig`. For tools that write
+   * into a volume or tree that recovery will remove (rsync, cp): an orphan would keep writing into it (and keep it
+   * busy) while the next process undoes the step.
+   */
+  dieWithParent?: boolean;
 }
 
 export interface RunResult {
@@ -37,7 +43,8 @@ export function run(argv: readonly string[], opts: RunOptions = {}): Promise<Run
   if (cmd === undefined) throw new Error('run: empty argv');
   if (opts.signal?.aborted) return Promise.reject(new CancelledError());
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, {
+    const [file = cmd, ...rest] = [...(opts.dieWithParent ? ['setpriv', '--pdeathsig', 'KILL', '--'] : []), cmd, ...args];
+    const child = spawn(file, rest, {
       cwd: opts.cwd,
       env: { ...BASE_ENV, ...(opts.env ?? {}) },
       stdio: ['pipe', 'pipe', 'pipe'],

@@ -10,6 +10,7 @@ import { promisify } from 'node:util';
 import { Engine } from '../../src/engine';
 import { bootSandbox, createSandbox } from '../../src/sandbox/sysroot';
 import { upgradeStepIds } from '../helpers/crash';
+import { leftMentioning } from '../helpers/procs';
 import { copyTree, imageSet, NVR, snapshotHost, tempDir, V2_CHANGES } from '../helpers/host';
 
 const pexec = promisify(execFile);
@@ -84,6 +85,8 @@ describe.each(WAYS)('crash matrix, $method base write (SIGKILL at every step bou
       await copyTree(pristine, host);
       const crashed = await cli(host, upgradeArgs(image), fp);
       expect({ fp, signal: crashed.signal }).toEqual({ fp, signal: 'SIGKILL' });
+      // The tool's copier (cp, rsync) dies with it instead of writing on into what recovery removes.
+      expect({ fp, left: await leftMentioning(host) }).toEqual({ fp, left: [] });
       const rec = await cli(host, ['recover', '--json']);
       if (rec.code !== 0) throw new Error(`recover after ${fp} failed: ${rec.stderr}`);
       const after = await snapshotHost(host);

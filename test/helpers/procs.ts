@@ -52,3 +52,23 @@ export function release(pid: number): void {
     // already gone
   }
 }
+
+/** Running (not zombie) processes whose argv mentions `text`, as "pid argv…"; this test process excluded. */
+export async function processesMentioning(text: string): Promise<string[]> {
+  const found: string[] = [];
+  for (const name of await fs.readdir('/proc')) {
+    if (!/^\d+$/.test(name) || Number(name) === process.pid) continue;
+    const argv = (await fs.readFile(`/proc/${name}/cmdline`, 'utf8').catch(() => '')).split('\0').filter((x) => x !== '');
+    if (!argv.some((a) => a.includes(text))) continue;
+    const status = await fs.readFile(`/proc/${name}/status`, 'utf8').catch(() => '');
+    if (status !== '' && !/^State:\s+Z/m.test(status)) found.push(`${name} ${argv.join(' ')}`);
+  }
+  return found;
+}
+
+/** The processes still mentioning `text` after waiting up to `ms` for them to go (empty once all are gone). */
+export async function leftMentioning(text: string, ms = 5_000): Promise<string[]> {
+  let left: string[] = [];
+  await eventually(async () => (left = await processesMentioning(text)).length === 0, ms).catch(() => undefined);
+  return left;
+}

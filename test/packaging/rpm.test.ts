@@ -94,7 +94,7 @@ describe('the package split', () => {
     expect(pkg('imgbased-snmp').requires).toContain('net-snmp');
     expect(pkg('cockpit-ovirt-node').requires).toContain('cockpit-bridge');
     const main = pkg('imgbased').requires;
-    expect(main).toEqual(expect.arrayContaining(['nodejs >= 20', 'lvm2', 'dbus', 'polkit']));
+    expect(main).toEqual(expect.arrayContaining(['nodejs >= 20', 'lvm2', 'dbus', 'polkit', 'dnf', 'dnf-plugins-core', 'rpm', 'tar']));
     // the native addons were compiled in %build: their shared-library needs are generated
     expect(main.some((r) => r.startsWith('libvirt.so'))).toBe(true);
     expect(main.some((r) => r.startsWith('libsystemd.so'))).toBe(true);

@@ -157,15 +157,24 @@ interface SesearchServer {
 
 function startSesearchServer(python: string, policy: string): SesearchServer {
   const child = spawn(python, ['-c', SESEARCH_SERVER, policy], { stdio: ['pipe', 'pipe', 'inherit'] });
-  const waiting: Array<(line: string) => void> = [];
+  const waiting: Array<(line: string | Error) => void> = [];
   readline.createInterface({ input: child.stdout }).on('line', (line) => waiting.shift()?.(line));
+  // A query the policy cannot answer (e.g. an unknown type after a failed build) kills the server: fail every
+  // pending and later query instead of waiting forever.
+  let died: Error | null = null;
+  child.on('exit', (code, signal) => {
+    died = new Error(`the setools server exited (${code ?? signal ?? '?'}); its traceback is above`);
+    for (const w of waiting.splice(0)) w(died);
+  });
   let chain: Promise<unknown> = Promise.resolve();
   return {
     ask(query) {
       const answer = chain.then(
         () =>
           new Promise<string>((resolve, reject) => {
+            if (died !== null) return reject(died);
             waiting.push((line) => {
+              if (line instanceof Error) return reject(line);
               const rules = JSON.parse(line) as unknown;
               if (!Array.isArray(rules)) reject(new Error(`setools: unexpected answer ${line}`));
               else resolve(rules.map(String).join('\n'));
@@ -286,9 +295,19 @@ describe('the daemon domain imgbased_t', () => {
     expect(await sesearch(['-T', '-s', 'imgbased_t', '-t', 'var_lib_t', '-c', 'dir'])).toMatch(/imgbased_var_lib_t/);
   });
 
-  test('what it must not do: no IP network, no ptrace of other processes, no transition to arbitrary domains', async () => {
-    expect(await sesearch(['-A', '-s', 'imgbased_t', '-c', 'tcp_socket', '-p', 'name_connect'])).toBe('');
+  test('it fetches from UpdateRepo= (dnf in its domain, /var/cache/imgbased), the network behind imgbased_update_repo', async () => {
+    expect(await sesearch(['-A', '-s', 'imgbased_t', '-t', 'imgbased_cache_t', '-c', 'file', '-p', 'create'])).toMatch(/create/);
+    expect(await sesearch(['-T', '-s', 'imgbased_t', '-t', 'var_t', '-c', 'dir'])).toMatch(/imgbased_cache_t "?imgbased"?;/);
+    // the only ports it may connect to: http(s), http cache, DNS; each rule only while the tunable is on (default)
+    const connect = (await sesearch(['-A', '-s', 'imgbased_t', '-c', 'tcp_socket', '-p', 'name_connect'])).split('\n').filter((l) => l !== '');
+    expect(connect.length).toBeGreaterThan(0);
+    for (const rule of connect) expect(rule).toMatch(/^allow imgbased_t (http_port_t|http_cache_port_t|dns_port_t):tcp_socket .*\[ imgbased_update_repo \]:True$/);
+    expect(connect.join('\n')).toMatch(/http_port_t/);
+  });
+
+  test('what it must not do: no IP network beyond the update repository, no ptrace of other processes, no transition to arbitrary domains', async () => {
     expect(await sesearch(['-A', '-s', 'imgbased_t', '-c', 'tcp_socket', '-p', 'name_bind'])).toBe('');
+    expect(await sesearch(['-A', '-s', 'imgbased_t', '-c', 'udp_socket', '-p', 'name_bind'])).toBe('');
     expect(await sesearch(['-A', '-s', 'imgbased_t', '-c', 'process', '-p', 'ptrace'])).toBe('');
     const trans = await sesearch(['-A', '-s', 'imgbased_t', '-c', 'process', '-p', 'transition']);
     const targets = new Set([...trans.matchAll(/^allow imgbased_t (\S+):process/gm)].map((m) => m[1]));
@@ -333,9 +352,10 @@ describe('file contexts', () => {
     const unitDir = path.join(dest, 'usr/lib/systemd/system');
     for (const unit of await fs.readdir(unitDir)) {
       const text = await fs.readFile(path.join(unitDir, unit), 'utf8');
-      for (const m of text.matchAll(/^(State|Runtime)Directory=(.+)$/gm)) {
+      for (const m of text.matchAll(/^(State|Runtime|Cache)Directory=(.+)$/gm)) {
         for (const d of (m[2] ?? '').split(/\s+/).filter((x) => x !== '')) {
-          runtimePaths.push(m[1] === 'State' ? `/var/lib/${d}` : `/run/${d}`, m[1] === 'State' ? '' : `/var/run/${d}`);
+          if (m[1] === 'Runtime') runtimePaths.push(`/run/${d}`, `/var/run/${d}`);
+          else runtimePaths.push(m[1] === 'State' ? `/var/lib/${d}` : `/var/cache/${d}`);
         }
       }
     }
@@ -361,6 +381,8 @@ describe('file contexts', () => {
       '/var/lib/imgbased': 'imgbased_var_lib_t',
       '/var/lib/imgbased/images': 'imgbased_var_lib_t',
       '/run/imgbased': 'imgbased_runtime_t',
+      '/var/cache/imgbased': 'imgbased_cache_t',
+      '/var/cache/imgbased/updates/ovirt-node-ng-image-update-4.5.6-1.el9.noarch.rpm': 'imgbased_cache_t',
       '/usr/lib/systemd/system/imgbased.service': 'imgbased_unit_file_t',
       '/usr/lib/systemd/system/imgbased-automatic.timer': 'imgbased_unit_file_t',
       // node and the code stay in their ordinary types: executing them carries no transition
