@@ -21,7 +21,7 @@ import { alongsideImageManifest } from '../src/image/image-manifest';
 import { buildManifest, compareManifests, summarizeDiff, type Manifest } from '../src/image/manifest';
 import { copyBlocks, copyTree, defaultCopyConcurrency } from '../src/image/write-base';
 import { run } from '../src/system/run';
-import { arg } from './common';
+import { arg, withLoop } from './common';
 
 const MiB = 1024 * 1024;
 const TARGET_BYTES = 2048 * MiB;
@@ -29,15 +29,6 @@ const TARGET_BYTES = 2048 * MiB;
 async function sparseFile(path: string, bytes: number): Promise<void> {
   await writeFile(path, '');
   await truncate(path, bytes);
-}
-
-async function withLoop<T>(backing: string, fn: (dev: string) => Promise<T>): Promise<T> {
-  const dev = (await run(['losetup', '--find', '--show', backing])).stdout.trim();
-  try {
-    return await fn(dev);
-  } finally {
-    await run(['losetup', '--detach', dev]);
-  }
 }
 
 async function growAndNewUuid(dev: string): Promise<void> {

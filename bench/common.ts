@@ -1,4 +1,5 @@
-/** What every bench script shares: numeric options and running main(). */
+/** What every bench script shares: numeric options, loop devices and running main(). */
+import { run } from '../src/system/run';
 
 /** `--name N` from the command line: a positive number, else the default. */
 export function arg(name: string, def: number): number {
@@ -16,4 +17,14 @@ export function runMain(main: () => Promise<void>): void {
       process.exit(1);
     },
   );
+}
+
+/** Attach `backing` to a free loop device for the duration of `fn`. */
+export async function withLoop<T>(backing: string, fn: (dev: string) => Promise<T>): Promise<T> {
+  const dev = (await run(['losetup', '--find', '--show', backing])).stdout.trim();
+  try {
+    return await fn(dev);
+  } finally {
+    await run(['losetup', '--detach', dev]);
+  }
 }

@@ -27,7 +27,7 @@ import { quickCheckBlind, resyncFiles, syncTree } from '../src/image/sync-base';
 import { copyBlocks } from '../src/image/write-base';
 import { ext4Features, uuidChangeArgs } from '../src/storage/lvm';
 import { run } from '../src/system/run';
-import { arg, runMain } from './common';
+import { arg, runMain, withLoop } from './common';
 
 const BASE_BYTES = 1024 * 1024 * 1024;
 
@@ -62,15 +62,6 @@ async function timed(fn: () => Promise<void>): Promise<number> {
   const t0 = process.hrtime.bigint();
   await fn();
   return Number(process.hrtime.bigint() - t0) / 1e9;
-}
-
-async function withLoop<T>(file: string, fn: (dev: string) => Promise<T>): Promise<T> {
-  const dev = (await run(['losetup', '--find', '--show', file])).stdout.trim();
-  try {
-    return await fn(dev);
-  } finally {
-    await run(['losetup', '--detach', dev]);
-  }
 }
 
 async function freshFile(file: string): Promise<void> {

@@ -67,6 +67,12 @@ export interface UpgradeOptions extends TransactionOptions {
   allowDowngrade?: boolean;
   keepBases?: number;
   method?: WriteWay;
+  /**
+   * The image came out of an image-update package whose RPM signature was checked against trusted.d (this is that
+   * check's verdict), and the package carried no IMAGE.sig: the package's signature stands in for it. The image's
+   * sha256 is still checked (IMAGE.sha256, from the package header when the package had none).
+   */
+  packageSignature?: string;
 }
 
 /** Share of an upgrade's progress taken by verifying and opening the image (before the journaled steps). */
@@ -296,7 +302,10 @@ export class Engine {
   }
 
   async upgrade(imagePath: string, opts: UpgradeOptions = {}): Promise<Outcome> {
-    const request: Record<string, unknown> = { image: imagePath, allowDowngrade: opts.allowDowngrade ?? false };
+    const request: Record<string, unknown> = {
+      image: imagePath, allowDowngrade: opts.allowDowngrade ?? false,
+      ...(opts.packageSignature === undefined ? {} : { packageSignature: opts.packageSignature }),
+    };
     let image: OpenedImage | null = null;
     const emit = (percent: number, step: string, message: string, done = 0, total = 0): void =>
       opts.onProgress?.({
@@ -314,7 +323,7 @@ export class Engine {
       emit(0, 'verify-image', 'Verifying image checksum and signature', 0, st.size);
       await verifyImage({
         imagePath,
-        requireSignature: this.config.requireSignature,
+        requireSignature: this.config.requireSignature && opts.packageSignature === undefined,
         trustedKeysDir: this.paths.trustedKeysDir,
         ...(opts.signal ? { signal: opts.signal } : {}),
         onProgress: (done, total) => emit(Math.floor((done / Math.max(1, total)) * PREFLIGHT_PERCENT), 'verify-image', 'Verifying image', done, total),

@@ -1,13 +1,14 @@
 /**
  * Fetching an update from the repository for an upgrade transaction: download the package that carries the image
  * (bytes, resumable), check its RPM signature, unpack the image. The image then goes to Engine.upgrade like any
- * other, with the same verification (IMAGE.sha256 and IMAGE.sig).
+ * other, with the same verification (IMAGE.sha256 and IMAGE.sig). A package without those sidecars (oVirt's own)
+ * gets IMAGE.sha256 from its header's file digest, and its checked RPM signature stands in for IMAGE.sig.
  */
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import type { Paths } from '../config/paths';
 import { downloadPackage, repoDirs } from './dnf';
-import { extractImage, verifyPackageSignature } from './package';
+import { checksumFromHeader, extractImage, verifyPackageSignature } from './package';
 import type { RepoUpdate } from './repo';
 import { packageSpec } from './repo';
 
@@ -16,6 +17,12 @@ export interface FetchedImage {
   readonly imagePath: string;
   /** The downloaded package (kept until the upgrade succeeded, so a retry need not download it again). */
   readonly rpmPath: string;
+  /**
+   * The package's checked signature ("Header V4 EdDSA/SHA256 Signature, key ID …: OK") when the package carried no
+   * IMAGE.sig: the upgrade then takes it instead of a detached signature. Null when the image has its own .sig, or
+   * when signatures are not required.
+   */
+  readonly packageSignature: string | null;
   /** Remove the unpacked image; with `done`, the package as well. */
   dispose(done: boolean): Promise<void>;
 }
@@ -41,14 +48,16 @@ export async function fetchUpdate(
     if (done) await fs.rm(rpmPath, { force: true });
   };
   try {
+    let signature: string | null = null;
     if (requireSignature) {
       progress('verify-package', `Checking the signature of ${path.basename(rpmPath)}`, 0.8, 0, 0);
-      await verifyPackageSignature(rpmPath, paths.trustedKeysDir, dirs.downloadDir, opts.signal);
+      signature = await verifyPackageSignature(rpmPath, paths.trustedKeysDir, dirs.downloadDir, opts.signal);
     }
     progress('unpack-image', `Unpacking the image from ${path.basename(rpmPath)}`, 0.85, 0, 0);
-    const imagePath = await extractImage(rpmPath, unpackDir, opts.signal);
-    progress('unpack-image', `Unpacked ${path.basename(imagePath)}`, 1, 0, 0);
-    return { imagePath, rpmPath, dispose };
+    const image = await extractImage(rpmPath, unpackDir, opts.signal);
+    if (!image.hasChecksum) await checksumFromHeader(rpmPath, image, opts.signal);
+    progress('unpack-image', `Unpacked ${path.basename(image.imagePath)}`, 1, 0, 0);
+    return { imagePath: image.imagePath, rpmPath, packageSignature: image.hasSignature ? null : signature, dispose };
   } catch (e) {
     // A package that fails its check is not kept: the next try downloads it afresh.
     await dispose(true);

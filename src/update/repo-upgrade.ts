@@ -55,7 +55,7 @@ export async function upgradeFromRepo(engine: Engine, log: Logger, update: RepoU
   let ok = false;
   try {
     const outcome = await engine.upgrade(fetched.imagePath, {
-      id, signal, initiator,
+      id, signal, initiator, ...(fetched.packageSignature === null ? {} : { packageSignature: fetched.packageSignature }),
       onProgress: (e) => onProgress({ ...e, percent: Math.floor(FETCH_PERCENT + (e.percent * (100 - FETCH_PERCENT)) / 100) }),
     });
     ok = outcome.record.state === 'succeeded';

@@ -78,8 +78,10 @@ describe('UpdateRepo: image-update packages from a dnf repository', () => {
   const nodectl = (args: string[]): ReturnType<PrivateBus['run']> => bus.run('root', [process.execPath, NODECTL, ...args], { timeoutMs: 120_000 });
 
   /** Build the packages of an image (signed with `gpgName` unless null) and publish them in the repository. */
-  async function publish(image: string, gpgName: string | null): Promise<void> {
-    const r = await runCommand(['sh', BUILD, image, repo, ...(gpgName === null ? [] : [gpgName, gnupg])], { timeoutMs: 120_000 });
+  async function publish(image: string, gpgName: string | null, sidecars = true): Promise<void> {
+    const r = await runCommand(['sh', BUILD, image, repo, ...(gpgName === null ? [] : [gpgName, gnupg])], {
+      timeoutMs: 120_000, ...(sidecars ? {} : { env: { SIDECARS: 'no' } }),
+    });
     expect({ code: r.code, stderr: r.code === 0 ? '' : r.stderr }).toEqual({ code: 0, stderr: '' });
     const c = await runCommand(['createrepo_c', '--quiet', '--update', repo]);
     expect({ code: c.code, stderr: c.stderr }).toEqual({ code: 0, stderr: '' });
@@ -197,6 +199,22 @@ describe('UpdateRepo: image-update packages from a dnf repository', () => {
     expect(requests).toContain(`GET /${file} bytes=${half}-`);
     expect(await bases()).toEqual(expect.arrayContaining([NVR.v3, V5]));
     expect(await prop('DefaultLayer')).toBe(`${V5}+1`);
+  }, 240_000);
+
+  it('a package like oVirt\'s own (the image without .sha256/.sig) installs: header digest and package signature', async () => {
+    const v6 = 'ovirt-node-ng-4.5.9-0.20251101.0';
+    await publish((await images.image(v6)).imagePath, 'packages@imgbased.invalid', false);
+    const listing = await runCommand(['rpm', '-qpl', path.join(repo, `${PKG}-squashfs-4.5.9-0.20251101.0.noarch.rpm`)]);
+    expect(listing.stdout.split('\n').filter((l) => l.includes('/image/'))).toEqual([`/usr/share/${PKG}/image/${v6}.squashfs.img`]);
+
+    const r = await nodectl(['--json', 'upgrade']);
+
+    expect({ code: r.code, stderr: r.code === 0 ? '' : `${r.stderr}\n${daemonLog.slice(-2000)}` }).toEqual({ code: 0, stderr: '' });
+    expect(await bases()).toEqual(expect.arrayContaining([v6]));
+    expect(await prop('DefaultLayer')).toBe(`${v6}+1`);
+    // the history says what vouched for the image
+    const [last] = unwrap(ok(await root.call({ ...LAYERS, member: 'GetHistory', signature: 'u', body: [1] }))[0]) as Array<Record<string, unknown>>;
+    expect((last?.['request'] as Record<string, unknown> | undefined)?.['packageSignature']).toMatch(/Signature, key ID [0-9a-f]+: OK/);
   }, 240_000);
 
   it('an unreachable repository is logged and does not hide an image of ImageDir', async () => {

@@ -1,5 +1,5 @@
 import { VerificationFailedError } from '../../src/errors';
-import { IMAGE_DIR_IN_PACKAGE, judgeChecksig } from '../../src/update/package';
+import { IMAGE_DIR_IN_PACKAGE, judgeChecksig, packagedSha256 } from '../../src/update/package';
 
 const DIGESTS = '    Header SHA256 digest: OK\n    Payload SHA256 digest: OK\n    MD5 digest: OK\n';
 const judge = (code: number, out: string): string => judgeChecksig('p.rpm', code, `p.rpm:\n${out}`, '/etc/imgbased/trusted.d');
@@ -25,5 +25,16 @@ describe('rpmkeys --checksig verdicts', () => {
     expect(IMAGE_DIR_IN_PACKAGE.test('./usr/share/ovirt-node-ng-image-update/image/ovirt-node-ng-4.5.6-0.20250601.0.squashfs.img')).toBe(true);
     expect(IMAGE_DIR_IN_PACKAGE.test('./usr/share/ovirt-node-ng-image-update/image/product.img')).toBe(false);
     expect(IMAGE_DIR_IN_PACKAGE.test('./usr/share/x/image/../../../etc/a.squashfs.img')).toBe(false);
+  });
+
+  it('takes an image\'s sha256 from the package header (SHA-256 digests only, the exact path)', () => {
+    const img = '/usr/share/ovirt-node-ng-image-update/image/ovirt-node-ng-4.5.6-0.20250601.0.squashfs.img';
+    const d = 'ab'.repeat(32);
+    const out = `8\n${'cd'.repeat(32)} /usr/share/ovirt-node-ng-image-update/image-update.file\n${d} ${img}\n`;
+    expect(packagedSha256(out, img, 'p.rpm')).toBe(d);
+    expect(() => packagedSha256(out, `${img}.x`, 'p.rpm')).toThrow(/p\.rpm records no SHA-256 digest for .*squashfs\.img\.x/);
+    expect(() => packagedSha256(`1\n${'ab'.repeat(16)} ${img}\n`, img, 'p.rpm')).toThrow(VerificationFailedError);
+    expect(() => packagedSha256(`1\n${'ab'.repeat(16)} ${img}\n`, img, 'p.rpm')).toThrow(/algorithm 1, not SHA-256/);
+    expect(() => packagedSha256('', img, 'p.rpm')).toThrow(/algorithm \?/);
   });
 });
