@@ -155,8 +155,6 @@ export interface DaemonOptions {
 
 /** Poll libvirt this often for the VirtualMachines property. */
 const VM_POLL_MS = 30_000;
-/** Check() reuses a VM report younger than this; reboot decisions always ask afresh. */
-const CHECK_VM_MAX_AGE_MS = 5_000;
 
 function vmDict(r: VmReport): Dict {
   return {
@@ -228,10 +226,13 @@ export class Daemon implements ManagerBackend {
 
   // ---- virtual machines -------------------------------------------------------------------------------------
 
-  /** Ask libvirt now; refresh the properties when the answer changed. */
-  async pollVms(refresh = true): Promise<VmReport> {
+  /**
+   * Ask libvirt; refresh the properties when the answer changed. `fresh`: with a probe that starts now (decisions
+   * and Check()); otherwise a probe already running is shared (the poller).
+   */
+  async pollVms(refresh = true, fresh = false): Promise<VmReport> {
     const before = JSON.stringify([this.vms.available, this.vms.running, this.vms.message]);
-    this.vms = await this.vmGuard.report();
+    this.vms = await this.vmGuard.report({ fresh });
     if (refresh && JSON.stringify([this.vms.available, this.vms.running, this.vms.message]) !== before) await this.refreshSoon();
     return this.vms;
   }
@@ -257,7 +258,7 @@ export class Daemon implements ManagerBackend {
     let warning: string | null = null;
     try {
       const inhibitors = await this.rebooter.blockingInhibitors();
-      const d = decideReboot(await this.pollVms(), inhibitors);
+      const d = decideReboot(await this.pollVms(true, true), inhibitors);
       if (d.reboot) {
         this.log.warn(`rebooting to ${what} (transaction ${id})`, { transaction: id });
         await this.rebooter.reboot();
@@ -453,7 +454,7 @@ export class Daemon implements ManagerBackend {
     await this.authorizer.check(call.sender, POLKIT_ACTIONS.rollback);
     const reboot = o.reboot ?? false;
     // Refused up front, before anything changes; asked again right before the reboot itself.
-    if (reboot) assertRebootAllowed(await this.pollVms(), 'the rollback');
+    if (reboot) assertRebootAllowed(await this.pollVms(true, true), 'the rollback');
     return this.start('rollback', call, o.wait ?? false, async ({ id, initiator, signal, onProgress }) => {
       const outcome = await this.engine.rollback(layer === '' ? null : layer, { id, signal, onProgress, initiator });
       return reboot ? this.rebootAfter(outcome, 'reboot into the rolled-back layer') : outcome;
@@ -487,9 +488,10 @@ export class Daemon implements ManagerBackend {
   async check(): Promise<[string, Array<[string, string, string, string]>]> {
     const r = evaluateHealth(await gatherFacts(this.engine, { running: this.scheduler.active?.snapshot.id ?? null }));
     const rows: Array<[string, string, string, string]> = r.results.map((x) => [x.group, x.name, x.status, x.reason]);
-    // Running VMs are information for whoever plans a reboot, not a health problem: always "ok". A report younger
-    // than a few seconds is reused (each one costs a libvirt probe process).
-    const vms = Date.now() - this.vms.checkedAt < CHECK_VM_MAX_AGE_MS ? this.vms : await this.pollVms();
+    // Running VMs are information for whoever plans a reboot, not a health problem: always "ok". Always asked
+    // afresh: a fleet tool runs check right before it decides to reboot (a cached or shared answer could predate a VM
+    // that was just started).
+    const vms = await this.pollVms(true, true);
     rows.push(['Virtualization', 'running-vms', 'ok', !vms.available
       ? `unknown: ${vms.message}`
       : vms.running.length ? `${vms.running.length} running: ${vms.running.join(', ')}` : 'none running']);

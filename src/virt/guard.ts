@@ -17,7 +17,8 @@
  * and keeping the native addon inside the daemon (where, measured, a pending libvirt call even makes process.exit()
  * hang). Reports are rare (before a reboot decision, a status poll); one costs a node start-up plus loading the addon,
  * ~180-300 ms on the 2 shared CI cores (the libvirt query itself ~3 ms; test/virt/guard.test.ts logs the figure).
- * Concurrent report() calls share one probe.
+ * Concurrent report() calls share one probe, unless the caller asks for a fresh one (a probe that starts after its
+ * call: a decision to reboot, or Check(), must not take an answer libvirt gave before the caller asked).
  *
  * Where the probe is: beside this file when running compiled (dist/src/virt/libvirt-probe.js); when this file runs
  * from src/ (ts-jest), the compiled probe of the repository's build (<repo>/dist/src/virt/libvirt-probe.js) — so
@@ -41,8 +42,8 @@ export interface VmReport {
 }
 
 export interface VmGuard {
-  /** Never throws: failures are `available: false` with a message. */
-  report(): Promise<VmReport>;
+  /** Never throws: failures are `available: false` with a message. `fresh`: never join a probe already running. */
+  report(opts?: { fresh?: boolean }): Promise<VmReport>;
 }
 
 export const DEFAULT_LIBVIRT_URI = 'qemu:///system';
@@ -167,12 +168,12 @@ export function libvirtGuard(opts: { uri: string; timeoutMs?: number }): VmGuard
   const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   let inFlight: Promise<VmReport> | undefined;
   return {
-    report(): Promise<VmReport> {
-      if (inFlight) return inFlight;
+    report(o: { fresh?: boolean } = {}): Promise<VmReport> {
+      if (inFlight && o.fresh !== true) return inFlight;
       const p = runProbe(uri, timeoutMs)
         .catch((e: unknown) => unavailable(uri, e instanceof Error ? e.message : String(e)))
         .finally(() => {
-          inFlight = undefined;
+          if (inFlight === p) inFlight = undefined;
         });
       inFlight = p;
       return p;

@@ -7,6 +7,7 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { VMsRunningError } from '../../src/errors';
+import { sandboxLibvirtXml } from '../../src/sandbox/sysroot';
 import {
   assertRebootAllowed,
   describeRunning,
@@ -66,6 +67,23 @@ describe('libvirtGuard against the libvirt test driver', () => {
     const c = await g.report();
     expect(c).not.toBe(a);
     expect(c.running).toEqual(['test']);
+  });
+
+  it('a fresh report never takes the answer of a probe that started before it: a VM started meanwhile is seen', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'imgbased-guard-'));
+    try {
+      const xml = path.join(dir, 'host.xml');
+      fs.writeFileSync(xml, sandboxLibvirtXml([{ name: 'engine-vm', running: false }]));
+      const g = libvirtGuard({ uri: `test://${xml}` });
+      const early = g.report(); // the poller's probe, under way
+      fs.writeFileSync(xml, sandboxLibvirtXml([{ name: 'engine-vm', running: true }]));
+      const [shared, fresh] = await Promise.all([g.report(), g.report({ fresh: true })]);
+      expect(shared).toBe(await early); // joined the probe under way
+      expect(fresh).not.toBe(shared);
+      expect(fresh.running).toEqual(['engine-vm']);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('measures the cost of one report', async () => {
