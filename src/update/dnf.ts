@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { FailedError, ToolError } from '../errors';
 import { run } from '../system/run';
 import type { RepoDirs, RepoPackage } from './repo';
-import { dnfArgs, packageFileName, packageSpec, parsePackages, REPOQUERY_FORMAT } from './repo';
+import { dnfArgs, packageFileName, packageSpec, parsePackages, REPO_ID, REPOQUERY_FORMAT } from './repo';
 
 /** How often download progress is sampled (the size of the file growing in the destination). */
 const PROGRESS_POLL_MS = 200;
@@ -21,6 +21,7 @@ export function repoDirs(sysroot: string): RepoDirs {
 
 async function prepare(dirs: RepoDirs): Promise<string> {
   for (const d of [dirs.cacheDir, dirs.dnfStateDir, dirs.downloadDir]) await fs.mkdir(d, { recursive: true, mode: 0o700 });
+  await dropRepoMetadata(dirs);
   const conf = path.join(dirs.dnfStateDir, 'dnf.conf');
   // dnf wants a config file; an empty one means dnf's defaults (no host repositories: reposdir is pointed away).
   await fs.writeFile(conf, '# imgbased: dnf settings come from the command line (src/update/repo.ts)\n[main]\n');
@@ -33,6 +34,21 @@ function dnfFailure(what: string, url: string, e: unknown): FailedError {
     cause: e,
     hint: 'is UpdateRepo= in imgbased.conf right, and the repository reachable? (dnf repoquery --repofrompath shows the same)',
   });
+}
+
+/**
+ * Remove the repository's cached metadata, so that dnf fetches it afresh into its cache directory. With metadata in
+ * the cache (always expired: metadata_expire=0), libdnf first compares it with the mirror's in a temporary directory
+ * it creates under a hard-coded /tmp (not TMPDIR, not the cachedir), and /tmp is read-only for the daemon
+ * (imgbased.service: ProtectSystem=strict, no PrivateTmp=): every check after the first failed with "Cannot create
+ * repo temporary directory /tmp/tmpdir.XXXXXX: Read-only file system". A first fetch downloads into the cachedir.
+ * The metadata is fetched anyway (fresh each time); downloaded packages live in downloadDir and stay (resume).
+ */
+export async function dropRepoMetadata(dirs: RepoDirs): Promise<void> {
+  const entries = await fs.readdir(dirs.cacheDir).catch(() => [] as string[]);
+  for (const e of entries) {
+    if (e.startsWith(`${REPO_ID}-`)) await fs.rm(path.join(dirs.cacheDir, e), { recursive: true, force: true });
+  }
 }
 
 /** Every version of `names` the repository holds. */

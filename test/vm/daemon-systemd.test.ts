@@ -4,7 +4,10 @@
  * (SystemdService=imgbased.service), Type=notify (active only after READY=1, STATUS= shown), the watchdog (a stopped
  * daemon is killed and restarted), an upgrade by root over the bus with the shipped polkit actions, a non-root caller
  * refused with NotAuthorized, journald priorities from the `<N>` prefixes, the automatic-update timer's service, and
- * imgbased-boot-complete.service judging trial boots with gates on real units (pass → default moves, fail → unit fails).
+ * imgbased-boot-complete.service judging trial boots with gates on real units (pass → default moves, fail → unit fails),
+ * and UpdateRepo= under the shipped hardening: a dnf repository served on 127.0.0.1 inside the guest, asked by the
+ * daemon's dnf (check-update, D-Bus properties) with its cache in /var/cache/imgbased (CacheDirectory=), and staged
+ * from by imgbased-automatic.service.
  *
  * The guest itself is the host: an oVirt-like install on the blank disk (VG onn, thin pool00, root LV), `imgbased
  * init` by the installed offline tool, /etc/imgbased/imgbased.conf pointing at it. The guest is a throw-away overlay;
@@ -12,7 +15,9 @@
  */
 import { execFile, spawn } from 'node:child_process';
 import * as fsSync from 'node:fs';
-import { promises as fs } from 'node:fs';
+import { createReadStream, promises as fs } from 'node:fs';
+import * as http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
 import * as readline from 'node:readline';
 import { promisify } from 'node:util';
@@ -226,12 +231,48 @@ async function nodeVersion(): Promise<string> {
   return pkg['version'];
 }
 
+/** The image-update package (packaging/image-update/) and the image it carries, newer than every base of the test. */
+const UPDATE_PKG = 'ovirt-node-ng-image-update';
+const V4 = 'ovirt-node-ng-4.5.7-0.20250901.0';
+const V4_PKG = `${UPDATE_PKG}-4.5.7-0.20250901.0`;
+const BUILD_IMAGE_UPDATE = path.join(REPO, 'packaging/image-update/build-image-update.sh');
+
+/** A static file server for `dir` on 127.0.0.1 ("Range: bytes=N-" honoured, as a mirror's), logging each request. */
+function serveRepo(dir: string, log: string[]): Promise<http.Server> {
+  const server = http.createServer((req, res) => {
+    void (async () => {
+      const rel = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname);
+      const file = path.join(dir, path.normalize(rel));
+      log.push(`${req.method ?? '?'} ${rel}${req.headers.range ? ` ${req.headers.range}` : ''}`);
+      const st = file.startsWith(dir) ? await fs.stat(file).catch(() => null) : null;
+      if (!st?.isFile()) {
+        res.writeHead(404).end();
+        return;
+      }
+      const m = /^bytes=(\d+)-$/.exec(req.headers.range ?? '');
+      const start = m ? Number(m[1]) : 0;
+      if (m && start >= st.size) {
+        res.writeHead(416, { 'Content-Range': `bytes */${st.size}` }).end();
+        return;
+      }
+      res.writeHead(m ? 206 : 200, {
+        'Content-Length': String(st.size - start), 'Accept-Ranges': 'bytes',
+        ...(m ? { 'Content-Range': `bytes ${start}-${st.size - 1}/${st.size}` } : {}),
+      });
+      createReadStream(file, { start }).pipe(res);
+    })();
+  });
+  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server)));
+}
+
 describe('the installed daemon under real systemd: activation, READY, watchdog, upgrade over the bus, polkit, journal', () => {
   let work = '';
   let images: ImageSet;
   let host: OvirtHost | undefined;
   const img: Record<string, string> = {};
   const times: Record<string, number> = {};
+  let repoServer: http.Server | null = null;
+  const repoRequests: string[] = [];
 
   beforeAll(async () => {
     expect(await fs.realpath('/proc/1/exe')).toMatch(/systemd$/);
@@ -251,6 +292,7 @@ describe('the installed daemon under real systemd: activation, READY, watchdog, 
   afterAll(async () => {
     process.stderr.write(`daemon-systemd timings (ms): ${JSON.stringify(times)}\n`);
     await cmd(['systemctl', 'stop', UNIT, 'imgbased-automatic.service', 'imgbased-automatic.timer', BOOT_COMPLETE]);
+    await new Promise((resolve) => (repoServer ? repoServer.close(resolve) : resolve(undefined)));
     await fs.rm(FAKE_CMDLINE, { force: true });
     await fs.rm(DROPIN_DIR, { recursive: true, force: true });
     await fs.rm(DBUS_TEST_CONF, { force: true });
@@ -258,7 +300,7 @@ describe('the installed daemon under real systemd: activation, READY, watchdog, 
     await cmd(['systemctl', 'reload', 'dbus.service']);
     await host?.fx.cleanup();
     // imgbased's state outside /usr: config, state dir, boot entries and kernels of the test layers
-    for (const p of ['/etc/imgbased', '/var/lib/imgbased', '/boot/loader', '/boot/grub2', '/run/imgbased']) {
+    for (const p of ['/etc/imgbased', '/var/lib/imgbased', '/var/cache/imgbased', '/boot/loader', '/boot/grub2', '/run/imgbased']) {
       await fs.rm(p, { recursive: true, force: true });
     }
     for (const d of await fs.readdir('/boot').catch(() => [] as string[])) {
@@ -511,5 +553,94 @@ describe('the installed daemon under real systemd: activation, READY, watchdog, 
     const layers = JSON.parse((await must('nodectl', '--json', 'layers'))) as Array<Record<string, unknown>>;
     expect(layers.find((l) => l['name'] === `${NVR.v3}+1`)).toMatchObject({ 'boot-state': 'bad', 'boot-state-reason': why });
     expect(layers.find((l) => l['name'] === `${NVR.v2}+1`)).toMatchObject({ 'boot-state': 'good' });
+  });
+
+  it('UpdateRepo= under the installed, hardened unit: dnf reaches a repository on 127.0.0.1, its cache is CacheDirectory=', async () => {
+    // The shipped unit as installed: IP allowed (dnf), no IPAddressDeny=, the cache directory systemd made at start.
+    await fs.rm(CMDLINE_DROPIN, { force: true }); // the guest's own kernel command line again, as before the trial boots
+    await must('systemctl', 'daemon-reload');
+    const u = await show(UNIT, 'RestrictAddressFamilies', 'IPAddressDeny', 'ProtectSystem', 'PrivateNetwork', 'CacheDirectory', 'CacheDirectoryMode');
+    expect({
+      RestrictAddressFamilies: (u['RestrictAddressFamilies'] ?? '').split(' ').sort().join(' '), IPAddressDeny: u['IPAddressDeny'] ?? '',
+      ProtectSystem: u['ProtectSystem'], PrivateNetwork: u['PrivateNetwork'], CacheDirectory: u['CacheDirectory'], CacheDirectoryMode: u['CacheDirectoryMode'],
+    }).toEqual({
+      RestrictAddressFamilies: 'AF_INET AF_INET6 AF_NETLINK AF_UNIX', IPAddressDeny: '', ProtectSystem: 'strict', PrivateNetwork: 'no',
+      CacheDirectory: 'imgbased', CacheDirectoryMode: '0700',
+    });
+    // Nothing asked a repository yet: /var/cache/imgbased is systemd's (CacheDirectory=), made at the unit's start.
+    const cacheSt = await fs.stat('/var/cache/imgbased');
+    expect({ dir: cacheSt.isDirectory(), mode: (cacheSt.mode & 0o777).toString(8) }).toEqual({ dir: true, mode: '700' });
+    expect(await fs.readdir('/var/cache/imgbased')).toEqual([]);
+
+    // The repository: the example image-update packages (rpmbuild) around an image newer than every base, published
+    // with createrepo_c, served over HTTP on 127.0.0.1 by this test process.
+    const t0 = Date.now();
+    const v4 = await images.image(V4);
+    img['v4'] = v4.imagePath;
+    const repoDir = path.join(work, 'repo');
+    await fs.mkdir(repoDir);
+    const b = await pexec('sh', [BUILD_IMAGE_UPDATE, v4.imagePath, repoDir], { cwd: '/', env: { ...process.env, TMPDIR: work }, maxBuffer: 16 * 1024 * 1024 })
+      .catch((e: { stderr?: string }) => { throw new Error(`build-image-update.sh failed: ${e.stderr ?? String(e)}`); });
+    expect(b.stdout.trim().split('\n').map((f) => path.basename(f)).sort()).toEqual([
+      `${UPDATE_PKG}-4.5.7-0.20250901.0.noarch.rpm`, `${UPDATE_PKG}-squashfs-4.5.7-0.20250901.0.noarch.rpm`]);
+    await must('createrepo_c', '--quiet', repoDir);
+    times['UpdateRepo: build + publish'] = Date.now() - t0;
+    repoServer = await serveRepo(repoDir, repoRequests);
+    const url = `http://127.0.0.1:${(repoServer.address() as AddressInfo).port}/`;
+    await fs.writeFile('/etc/imgbased/imgbased.conf', `${OVIRT_CONFIG}UpdateRepo=${url}\n`);
+    await must('systemctl', 'restart', UNIT);
+    expect(await getString(OBJ, LAYERS, 'DefaultLayer')).toBe(`${NVR.v2}+1`);
+
+    const t1 = Date.now();
+    const r = await cmd(['nodectl', '--json', 'check-update']);
+    times['UpdateRepo: nodectl check-update'] = Date.now() - t1;
+    const journalOnFail = r.code === 0 && r.stdout.includes(V4_PKG) ? '' : await journalText(UNIT, 40);
+    const answer: unknown = r.code === 0 ? JSON.parse(r.stdout) : r.stdout;
+    expect({ code: r.code, answer, stderr: r.stderr, journal: journalOnFail })
+      .toEqual({ code: 0, answer: { available: true, nvr: V4_PKG }, stderr: '', journal: '' });
+    expect(await getProp(OBJ, LAYERS, 'UpdateAvailable', 'b')).toBe(true);
+    expect(await getString(OBJ, LAYERS, 'AvailableVersion')).toBe(V4_PKG);
+    // dnf fetched the metadata from the server (fresh each time: metadata_expire=0)...
+    expect(repoRequests).toContain('GET /repodata/repomd.xml');
+    // ...into the daemon's own cache under CacheDirectory=, not the host's /var/cache/dnf
+    expect((await fs.readdir('/var/cache/imgbased')).sort()).toEqual(expect.arrayContaining(['dnf', 'dnf-state']));
+    const dnfCache = await fs.readdir('/var/cache/imgbased/dnf');
+    const repoCache = dnfCache.find((d) => d.startsWith('imgbased-updates-'));
+    expect({ dnfCache, repoCache: repoCache !== undefined }).toEqual({ dnfCache, repoCache: true });
+    expect(await fs.stat(path.join('/var/cache/imgbased/dnf', repoCache as string, 'repodata/repomd.xml'))).toBeTruthy();
+    expect((await fs.readdir('/var/cache/dnf').catch(() => [] as string[])).filter((d) => d.startsWith('imgbased-updates'))).toEqual([]);
+    expect((await show(UNIT, 'StatusText', 'ActiveState'))).toEqual({ StatusText: 'idle', ActiveState: 'active' });
+  });
+
+  it('imgbased-automatic.service (PrivateNetwork=yes itself) with policy stage: the daemon downloads the package from UpdateRepo and stages its image', async () => {
+    expect(repoServer).not.toBeNull();
+    const url = `http://127.0.0.1:${(repoServer?.address() as AddressInfo).port}/`;
+    // The package is not rpm-signed here (no gpg in the guest): signatures of packages and images are the host tier's
+    // (test/bus/update-repo.test.ts). This case is about the download, unpack and upgrade under the hardened unit.
+    await fs.writeFile('/etc/imgbased/imgbased.conf',
+      `${OVIRT_CONFIG.replace('RequireSignature=true', 'RequireSignature=false')}UpdateRepo=${url}\nAutomaticUpdatePolicy=stage\n`);
+    await must('systemctl', 'restart', UNIT);
+    expect(await getString(OBJ, LAYERS, 'AutomaticUpdatePolicy')).toBe('stage');
+    const before = await lvsState();
+    repoRequests.length = 0;
+    const t0 = Date.now();
+    // a oneshot: `nodectl upgrade --automatic` returns once the staging transaction has finished
+    const r = await cmd(['systemctl', 'start', 'imgbased-automatic.service']);
+    times['UpdateRepo: automatic stage'] = Date.now() - t0;
+    const staged = r.code === 0 && (await getString(OBJ, LAYERS, 'DefaultLayer')) === `${V4}+1`;
+    // "Nothing to do" (exit 0) when the daemon's dnf failed: show why
+    const journalOnFail = staged ? '' : `${await journalText('imgbased-automatic.service', 20)}\n${await journalText(UNIT, 40)}`;
+    expect({ code: r.code, stderr: r.stderr, staged, journal: journalOnFail }).toEqual({ code: 0, stderr: '', staged: true, journal: '' });
+    expect((await show('imgbased-automatic.service', 'Result')).Result).toBe('success');
+    expect(repoRequests).toContain(`GET /${UPDATE_PKG}-squashfs-4.5.7-0.20250901.0.noarch.rpm`);
+    const lvs = await lvsState();
+    expect(lvs[V4]).toMatchObject({ attr: 'Vri---tz-k', tags: [TAG.base] });
+    expect(lvs[`${V4}+1`]).toMatchObject({ attr: 'Vwi-a-tz--', tags: [TAG.layer], origin: V4 });
+    expect(lvs[`${NVR.v2}+1`]).toEqual(before[`${NVR.v2}+1`]);
+    expect(await bootEntries()).toContain(`${V4}+1.conf`);
+    // the downloaded package and the unpacked image are gone once the upgrade succeeded
+    expect(await fs.readdir('/var/cache/imgbased/updates')).toEqual([]);
+    const after = await cmd(['nodectl', '--json', 'check-update']);
+    expect({ code: after.code, out: JSON.parse(after.stdout) as unknown }).toEqual({ code: 0, out: { available: false, nvr: '' } });
   });
 });
