@@ -6,7 +6,7 @@
  * with progress, checks its RPM signature against trusted.d, unpacks the image and upgrades; a package signed by an
  * unknown key fails the transaction and changes nothing.
  */
-import { createReadStream, promises as fs } from 'node:fs';
+import { promises as fs } from 'node:fs';
 import type { ChildProcessWithoutNullStreams } from 'node:child_process';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -17,6 +17,7 @@ import { ok, unwrap, v } from './wire';
 import type { ImageSet } from '../helpers/host';
 import { NVR, sandboxHost, snapshotHost } from '../helpers/host';
 import { stopChild } from '../../src/sandbox/snmpd';
+import { serveRepo } from '../helpers/repo-server';
 
 const REPO = path.resolve(__dirname, '../..');
 const DAEMON = path.join(REPO, 'dist/src/daemon/main.js');
@@ -28,34 +29,6 @@ const TX_IFACE = 'org.ovirt.Node.Transaction';
 const PKG = 'ovirt-node-ng-image-update';
 const V4 = 'ovirt-node-ng-4.5.7-0.20250901.0';
 const V5 = 'ovirt-node-ng-4.5.8-0.20251001.0';
-
-/** A static file server for `dir` on 127.0.0.1 that honours "Range: bytes=N-" (206), logging each request. */
-function serve(dir: string, log: string[]): Promise<http.Server> {
-  const server = http.createServer((req, res) => {
-    void (async () => {
-      const rel = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname);
-      const file = path.join(dir, path.normalize(rel));
-      log.push(`${req.method ?? '?'} ${rel}${req.headers.range ? ` ${req.headers.range}` : ''}`);
-      const st = file.startsWith(dir) ? await fs.stat(file).catch(() => null) : null;
-      if (!st?.isFile()) {
-        res.writeHead(404).end();
-        return;
-      }
-      const m = /^bytes=(\d+)-$/.exec(req.headers.range ?? '');
-      const start = m ? Number(m[1]) : 0;
-      if (start >= st.size && m) {
-        res.writeHead(416, { 'Content-Range': `bytes */${st.size}` }).end();
-        return;
-      }
-      res.writeHead(m ? 206 : 200, {
-        'Content-Length': String(st.size - start), 'Accept-Ranges': 'bytes',
-        ...(m ? { 'Content-Range': `bytes ${start}-${st.size - 1}/${st.size}` } : {}),
-      });
-      createReadStream(file, { start }).pipe(res);
-    })();
-  });
-  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server)));
-}
 
 describe('UpdateRepo: image-update packages from a dnf repository', () => {
   let dir: string;
@@ -109,7 +82,7 @@ describe('UpdateRepo: image-update packages from a dnf repository', () => {
     const conf = path.join(sysroot, 'etc/imgbased/imgbased.conf');
     const text = await fs.readFile(conf, 'utf8');
     expect(text.trimEnd().split('\n').filter((l) => l.startsWith('[')).pop()).toBe('[Upgrade]');
-    server = await serve(repo, requests);
+    server = await serveRepo(repo, requests);
     await fs.writeFile(conf, `${text}UpdateRepo=http://127.0.0.1:${(server.address() as AddressInfo).port}/\n`);
     bus = await PrivateBus.start({ polkit: true, extraPolicyDirs: [path.join(REPO, 'src/sandbox')] });
     root = await bus.clientAs('root');

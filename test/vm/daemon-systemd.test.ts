@@ -15,7 +15,7 @@
  */
 import { execFile, spawn } from 'node:child_process';
 import * as fsSync from 'node:fs';
-import { createReadStream, promises as fs } from 'node:fs';
+import { promises as fs } from 'node:fs';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
@@ -23,6 +23,7 @@ import * as readline from 'node:readline';
 import { promisify } from 'node:util';
 import { TAG } from '../../src/storage/backend';
 import { imageSet, NVR, V2_CHANGES } from '../helpers/host';
+import { serveRepo } from '../helpers/repo-server';
 import type { ImageSet } from '../helpers/host';
 import { installOvirtHost, lvsState, OVIRT_CONFIG, type OvirtHost } from './ovirt-host';
 
@@ -236,34 +237,6 @@ const UPDATE_PKG = 'ovirt-node-ng-image-update';
 const V4 = 'ovirt-node-ng-4.5.7-0.20250901.0';
 const V4_PKG = `${UPDATE_PKG}-4.5.7-0.20250901.0`;
 const BUILD_IMAGE_UPDATE = path.join(REPO, 'packaging/image-update/build-image-update.sh');
-
-/** A static file server for `dir` on 127.0.0.1 ("Range: bytes=N-" honoured, as a mirror's), logging each request. */
-function serveRepo(dir: string, log: string[]): Promise<http.Server> {
-  const server = http.createServer((req, res) => {
-    void (async () => {
-      const rel = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname);
-      const file = path.join(dir, path.normalize(rel));
-      log.push(`${req.method ?? '?'} ${rel}${req.headers.range ? ` ${req.headers.range}` : ''}`);
-      const st = file.startsWith(dir) ? await fs.stat(file).catch(() => null) : null;
-      if (!st?.isFile()) {
-        res.writeHead(404).end();
-        return;
-      }
-      const m = /^bytes=(\d+)-$/.exec(req.headers.range ?? '');
-      const start = m ? Number(m[1]) : 0;
-      if (m && start >= st.size) {
-        res.writeHead(416, { 'Content-Range': `bytes */${st.size}` }).end();
-        return;
-      }
-      res.writeHead(m ? 206 : 200, {
-        'Content-Length': String(st.size - start), 'Accept-Ranges': 'bytes',
-        ...(m ? { 'Content-Range': `bytes ${start}-${st.size - 1}/${st.size}` } : {}),
-      });
-      createReadStream(file, { start }).pipe(res);
-    })();
-  });
-  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server)));
-}
 
 describe('the installed daemon under real systemd: activation, READY, watchdog, upgrade over the bus, polkit, journal', () => {
   let work = '';
