@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Power-cut torture test (issue 11): upgrades, rollbacks and cleanups through the daemon under real systemd in the
 # qemu guest, the power cut at a random moment (guest sysrq-b without sync, or QMP system_reset from the host), the
-# guest booted again on the same disks, the daemon's recovery judged OLD / NEW / BROKEN. Not part of the default VM
-# suite (scripts/test-vm.sh): a campaign runs for hours under TCG. See docs/DURABILITY.md.
+# guest booted again on the same disks, the daemon's recovery judged OLD / NEW / BROKEN. A campaign runs for hours
+# under TCG (2-2.5 min per run on a quiet 2-CPU host); the default test run (scripts/test.sh) runs only --short.
+# See docs/DURABILITY.md.
 #
-#   scripts/torture-vm.sh [--runs N] [--fs ext4|xfs] [--seed S] [--dir DIR] [--cpus N] [--clean] [--stall SEC]
+#   scripts/torture-vm.sh [--runs N | --short] [--fs ext4|xfs] [--seed S] [--dir DIR] [--cpus N] [--clean] [--stall SEC]
 #
 #   --runs N     runs in the campaign (default 50)
+#   --short      CI's campaign: two upgrades, cut at 35 % (sysrq-b) and 65 % (system_reset) of their measured duration
 #   --fs         filesystem of the layers, /boot and /var/lib/imgbased (default ext4)
 #   --seed S     schedule seed (operations, cut kinds, cut moments); a number or any string (default: from the clock)
 #   --dir DIR    campaign directory (default test-artifacts/torture/<fs>-s<seed>-<time>); an existing one is resumed

@@ -1,4 +1,4 @@
-import { cutDelayMs, makeSchedule, OVERSHOOT, parseSeed, pickOp, prng } from '../vm/torture/schedule';
+import { addSample, cutDelayMs, expectedMs, makeSchedule, OVERSHOOT, parseSeed, pickOp, prng, SAMPLES, shortSchedule } from '../vm/torture/schedule';
 
 describe('power-cut torture schedule', () => {
   it('is reproducible from the seed and differs between seeds', () => {
@@ -42,5 +42,28 @@ describe('power-cut torture schedule', () => {
     expect(parseSeed('123')).toBe(123);
     expect(parseSeed('ext4-night')).toBe(parseSeed('ext4-night'));
     expect(parseSeed('ext4-night')).not.toBe(parseSeed('xfs-night'));
+  });
+
+  it('learns each operation\'s duration from what it measures: the median of the latest samples, else the guess', () => {
+    expect(expectedMs(undefined, 40_000)).toBe(40_000);
+    expect(expectedMs([], 1_000)).toBe(1_000);
+    expect(expectedMs([31_000], 40_000)).toBe(31_000);
+    expect(expectedMs([30_000, 90_000], 40_000)).toBe(60_000);
+    // one slow outlier (the first upgrade after init) does not drag the expectation
+    expect(expectedMs([55_000, 31_000, 35_000], 40_000)).toBe(35_000);
+    let s: number[] = [];
+    for (let i = 1; i <= SAMPLES + 3; i++) s = addSample(s, i * 1000.4);
+    expect(s).toHaveLength(SAMPLES);
+    expect(s[s.length - 1]).toBe(Math.round((SAMPLES + 3) * 1000.4));
+    expect(addSample(undefined, 250)).toEqual([250]);
+    // a nonsense measurement (a clock step, a missing finish) is not learned
+    expect(addSample([5], Number.NaN)).toEqual([5]);
+    expect(addSample([5], -3)).toEqual([5]);
+  });
+
+  it('has a short campaign for CI: two upgrades cut inside the operation, one by each kind', () => {
+    const runs = shortSchedule();
+    expect(runs.map((r) => [r.op, r.cut])).toEqual([['upgrade', 'sysrq'], ['upgrade', 'reset']]);
+    for (const r of runs) expect(r.fraction > 0.2 && r.fraction < 0.8).toBe(true);
   });
 });

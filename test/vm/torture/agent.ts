@@ -28,7 +28,7 @@ import type { JournalRecord } from '../../../src/transaction/types';
 import { judge, stepAtCut, type Judgement, type LayerCheck, type LvInfo, type Snapshot, type TxnFacts } from './classify';
 import type { RunResult } from './report';
 import type { CutKind, PlannedRun, TortureOp } from './schedule';
-import { cutDelayMs } from './schedule';
+import { addSample, cutDelayMs, expectedMs } from './schedule';
 
 const pexec = promisify(execFile);
 const REPO = path.resolve(__dirname, '../../../..');
@@ -60,7 +60,7 @@ export interface CampaignPlan {
   readonly trustedKey: string;
   /** Keys of images added when the campaign was extended (trustedKey first). */
   readonly trustedKeys?: readonly string[];
-  /** Initial guesses of each operation's duration under this machine's emulation (ms). */
+  /** First guesses of each operation's duration (ms), used until the campaign has measured it (AgentState.samples). */
   readonly expectedMs: Readonly<Record<TortureOp, number>>;
   /** The images add var/lib/torture/image-<NVR> (campaigns planned before that have none: not checked). */
   readonly varFiles?: boolean;
@@ -72,8 +72,11 @@ export interface AgentState {
   /** The run to start (ready) or being judged (cut). */
   run: number;
   nextImage: number;
+  /** The expectation the latest cut was drawn over (for the log; computed from samples). */
   expectedMs: Record<TortureOp, number>;
-  /** phase cut: what was started. */
+  /** Measured durations per operation, from the call to the daemon's recorded finish (ms; the latest few). */
+  samples?: Partial<Record<TortureOp, number[]>>;
+  /** phase cut: what was started; t0 = just before the call was sent (Date.now()), which the cut's delay counts from. */
   cut?: { op: TortureOp; cut: CutKind; delayMs: number; txn: string; image: string | null; startedAt: string; t0: number };
 }
 
@@ -416,8 +419,8 @@ async function setup(plan: CampaignPlan): Promise<AgentState> {
   const id = await startOp('upgrade', img);
   const end = await waitTxn(id, 30 * 60_000);
   if (end !== 'succeeded') throw new Error(`the setup upgrade ${id} ${end}`);
-  state.expectedMs.upgrade = Date.now() - t1;
-  log(`setup upgrade took ${state.expectedMs.upgrade} ms`);
+  await measured(state, 'upgrade', id, t1);
+  log(`setup upgrade took ${state.samples?.upgrade?.[0] ?? '?'} ms`);
   await putCtl('snap/after-0.json', JSON.stringify(await snapshot()));
   await saveState(state);
   log(`setup done in ${Math.round((Date.now() - t0) / 1000)} s`);
@@ -431,28 +434,26 @@ async function startRun(plan: CampaignPlan, state: AgentState): Promise<never> {
   const r = plan.runs[state.run - 1];
   if (!r) throw new Error(`no run ${state.run}`);
   const image = r.op === 'upgrade' ? await stageImage(plan, state.nextImage++) : null;
+  state.expectedMs[r.op] = expectedMs(state.samples?.[r.op], plan.expectedMs[r.op]);
   const delayMs = cutDelayMs(r, state.expectedMs[r.op]);
+  await kmsg(`run ${r.run} ${r.op}, ${r.cut} after ${delayMs} ms`);
+  log(`run ${r.run}: ${r.op}${image ? ` ${path.basename(image)}` : ''}, cut ${r.cut} after ${delayMs} ms (${r.fraction} of ${state.expectedMs[r.op]} ms)`);
   const t0 = Date.now();
   state.phase = 'cut';
-  state.cut = { op: r.op, cut: r.cut, delayMs, txn: '', image, startedAt: new Date().toISOString(), t0 };
+  state.cut = { op: r.op, cut: r.cut, delayMs, txn: '', image, startedAt: new Date(t0).toISOString(), t0 };
   await saveState(state); // before the call: a cut from here on is judged after the reboot
-  await kmsg(`run ${r.run} ${r.op}, ${r.cut} after ${delayMs} ms`);
-  log(`run ${r.run}: ${r.op}${image ? ` ${path.basename(image)}` : ''}, cut ${r.cut} after ${delayMs} ms`);
-  let txn = '';
-  try {
-    txn = await startOp(r.op, image);
-  } catch (e) {
-    log(`run ${r.run}: the call failed: ${String(e)}`);
-  }
-  const called = Date.now();
   if (r.cut === 'reset') {
-    // the host cuts: it reads this and sends system_reset delayMs after it saw it
-    await putCtl(`arm-${r.run}.json`, JSON.stringify({ run: r.run, delayMs, txn }) + '\n');
+    // the host cuts: it sends system_reset delayMs after it saw this, counting (like sysrq below) from before the call
+    await putCtl(`arm-${r.run}.json`, JSON.stringify({ run: r.run, delayMs, op: r.op }) + '\n');
   }
-  state.cut.txn = txn;
-  await saveState(state);
+  // the call runs while the cut's clock runs: a short operation (a rollback) can be cut before the call returns
+  void startOp(r.op, image).then(async (txn) => {
+    if (!state.cut) return;
+    state.cut.txn = txn;
+    await saveState(state);
+  }, (e: unknown) => log(`run ${r.run}: the call failed: ${String(e)}`));
   if (r.cut === 'sysrq') {
-    await sleep(Math.max(0, delayMs - (Date.now() - called)));
+    await sleep(Math.max(0, delayMs - (Date.now() - t0)));
     await fs.writeFile('/proc/sysrq-trigger', 'b');
   }
   // waiting for the host's reset (or the sysrq reboot to take effect)
@@ -466,6 +467,21 @@ async function journalRecords(dir: string): Promise<JournalRecord[]> {
     if (r) out.push(r);
   }
   return out;
+}
+
+/** The transaction of kind `op` the daemon created at or after `t0` (ms), oldest first: the run's, if it got that far. */
+function startedSince(records: readonly JournalRecord[], op: TortureOp, t0: number): JournalRecord | undefined {
+  // a second of slack: createdAt has ms precision but the agent took t0 a moment before the call
+  return records.filter((r) => r.kind === op && Date.parse(r.createdAt) >= t0 - 1000)
+    .sort((a, b) => a.createdAt.localeCompare(b.createdAt))[0];
+}
+
+/** Learn the operation's duration on this machine: from `t0` (just before the call) to the finish the daemon recorded. */
+async function measured(state: AgentState, op: TortureOp, id: string, t0: number): Promise<void> {
+  const h = await readJson<JournalRecord>(path.join(STATE_DIR, 'history', `${id}.json`)).catch(() => null);
+  const end = h?.finishedAt ? Date.parse(h.finishedAt) : NaN;
+  if (!Number.isFinite(end)) return;
+  state.samples = { ...state.samples, [op]: addSample(state.samples?.[op], end - t0) };
 }
 
 function resultRow(plan: CampaignPlan, state: AgentState, step: string, j: Judgement, recovered: boolean, followUp: string, seconds: number): RunResult {
@@ -499,10 +515,19 @@ async function judgeRun(plan: CampaignPlan, state: AgentState): Promise<boolean>
   }
   const atBoot = await journalRecords(path.join(STATE_DIR, 'journal'));
   await putCtl(`runs/${state.run}/journal-at-boot.json`, JSON.stringify(atBoot, null, 1));
-  const id = c.txn;
-  const journalAtBoot = atBoot.find((r) => r.id === id) ?? null;
+  // the cut can come before the call returned the transaction's path: then the daemon's own records name it
+  let id = c.txn || (startedSince(atBoot, c.op, c.t0)?.id ?? '');
   await daemonUp();
-  const history = await readJson<JournalRecord>(path.join(STATE_DIR, 'history', `${id}.json`)).catch(() => null);
+  if (!id) {
+    id = startedSince(await journalRecords(path.join(STATE_DIR, 'history')), c.op, c.t0)?.id ?? '';
+    if (id) log(`run ${state.run}: the cut came before the call returned; the daemon recorded it as ${id}`);
+  }
+  // the daemon's log of this boot (its start-up recovery), kept with the run
+  const jl = await cmd(['journalctl', '-b', '-u', 'imgbased.service', '-o', 'short-monotonic', '--no-pager']);
+  await putCtl(`runs/${state.run}/daemon-journal.txt`, jl.stdout + jl.stderr);
+  const journalAtBoot = atBoot.find((r) => r.id === id) ?? null;
+  const history = id ? await readJson<JournalRecord>(path.join(STATE_DIR, 'history', `${id}.json`)).catch(() => null) : null;
+  if (history && history.recovered !== true && history.state === 'succeeded') await measured(state, c.op, id, c.t0);
   const unfinishedAfter = id !== '' && (await listDir(path.join(STATE_DIR, 'journal'))).includes(`${id}.json`);
   const facts: TxnFacts = { id, journalAtBoot, history: id ? history : null, unfinishedAfter };
   const pre = await readJson<Snapshot>(path.join(CTL, 'snap', `after-${state.run - 1}.json`));
@@ -531,7 +556,7 @@ async function judgeRun(plan: CampaignPlan, state: AgentState): Promise<boolean>
       const fh = await readJson<JournalRecord>(path.join(STATE_DIR, 'history', `${fid}.json`));
       const fj = judge(post, after, { id: fid, journalAtBoot: null, history: fh, unfinishedAfter: false });
       if (fj.verdict !== 'NEW') followUp = `not NEW: ${fj.reasons.join('; ')}`;
-      else state.expectedMs.upgrade = Math.round((state.expectedMs.upgrade + (Date.now() - t1)) / 2);
+      else await measured(state, 'upgrade', fid, t1);
     }
     await putCtl(`snap/after-${state.run}.json`, JSON.stringify(after));
   } catch (e) {

@@ -4,6 +4,11 @@
  * Every run interrupts one operation (mostly upgrades, some rollbacks and cleanups) with one kind of cut, at a moment
  * drawn uniformly over the operation's expected duration (a fraction in [0, 1.15): a few cuts land after the end, which
  * must then read as the new state). The two cut kinds alternate so that both are always used.
+ *
+ * The moment is counted from just before the operation's D-Bus call is sent (a cut can land while the call is still in
+ * flight), and the expected duration is learned during the campaign: the median of the operation's latest measured
+ * durations on this machine (`expectedMs`), from the call to the daemon's recorded finish, so that the cuts spread over
+ * the operation as it runs here and now, not as it ran on a slower or busier machine.
  */
 
 import { prng } from '../../helpers/prng';
@@ -59,9 +64,37 @@ export function makeSchedule(seed: number, runs: number, mix: OpMix = DEFAULT_MI
   return out;
 }
 
-/** The delay in ms after the operation's call returned at which the power goes. */
+/** The delay in ms after the operation's call was sent at which the power goes. */
 export function cutDelayMs(run: PlannedRun, expectedMs: number): number {
   return Math.max(0, Math.round(run.fraction * expectedMs));
+}
+
+/** How many of an operation's latest measured durations its expected duration follows. */
+export const SAMPLES = 5;
+
+/** The measured durations with one more (the latest SAMPLES kept). */
+export function addSample(samples: readonly number[] | undefined, ms: number): number[] {
+  if (!(ms >= 0) || !Number.isFinite(ms)) return [...(samples ?? [])];
+  return [...(samples ?? []), Math.round(ms)].slice(-SAMPLES);
+}
+
+/** An operation's expected duration: the median of its measured durations, or the first guess while there are none. */
+export function expectedMs(samples: readonly number[] | undefined, guess: number): number {
+  if (!samples || samples.length === 0) return guess;
+  const s = [...samples].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 === 1 ? (s[mid] as number) : Math.round(((s[mid - 1] as number) + (s[mid] as number)) / 2);
+}
+
+/**
+ * The short campaign CI runs (`scripts/torture-vm.sh --short`): two upgrades, one cut by each kind, inside the
+ * operation (at 35 % and 65 % of its measured duration), so that both land on work in progress whatever the machine.
+ */
+export function shortSchedule(): PlannedRun[] {
+  return [
+    { run: 1, op: 'upgrade', cut: 'sysrq', fraction: 0.35 },
+    { run: 2, op: 'upgrade', cut: 'reset', fraction: 0.65 },
+  ];
 }
 
 /** Parse `--seed`: a decimal integer, or any other string hashed (FNV-1a) so that names work as seeds too. */
