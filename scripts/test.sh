@@ -4,7 +4,7 @@
 #   2. host tier (jest): unit tests, the dir backend, real loop mounts/squashfs/ext4/xfs, OpenPGP, crash matrix
 #   3. VM tier (scripts/test-vm.sh): real dm-thin LVM, systemd and a system bus in a qemu guest (35-45 min under TCG;
 #      the guest is stopped after 65 min)
-#   4. the short power-cut torture (scripts/torture-vm.sh --short, about 8 min): two upgrades under the installed daemon,
+#   4. the short power-cut torture (scripts/torture-vm.sh --short, about 13 min): two upgrades under the installed daemon,
 #      the guest's power cut mid-way by sysrq-b and by QMP system_reset, each recovered to old-or-new and upgraded again
 # Extra arguments go to the host jest run. IMGBASED_TEST_TIERS=host runs the host tier only (for quick local runs;
 # CI always runs both).

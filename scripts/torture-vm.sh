@@ -16,7 +16,8 @@
 # Output: DIR/results.csv, DIR/summary.txt (also test-artifacts/torture/<label>.csv and .summary.txt), DIR/console.log.
 # A BROKEN run stops the campaign and keeps DIR (lvm.img, root.qcow2, console.log, ctl/ with every snapshot).
 # Env: IMGBASED_VM_CACHE (image cache, default /var/cache/imgbased-vm), VM_CPUS, VM_MEM, VM_ACCEL, IMGBASED_VM_TSCONFIG.
-# Exit: 0 all runs OLD or NEW and every follow-up upgrade succeeded; 1 otherwise; 2 harness failure.
+# Exit: 0 all runs OLD or NEW, every follow-up upgrade succeeded and the daemon started at once after every cut; 1
+# otherwise; 2 harness failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" -eq 0 ] || { echo "torture-vm.sh: run as root (image build, test images with device nodes)" >&2; exit 2; }

@@ -1,6 +1,10 @@
 /**
  * One process at a time may change a host: the daemon holds the lock for its lifetime, the offline tool for a
- * command. The lock file holds the owner's pid; a lock whose owner is gone (crash, kill -9) is taken over.
+ * command. The lock file lives in the state directory, which outlives a reboot, and names its owner as
+ * `PID BOOT-ID START-TIME OWNER…`: a lock is stale — and taken over — when its owner is gone, which is when the host
+ * has booted since it was taken (a power cut), or no process has that pid, or the process with that pid is another one
+ * (a pid reused, in this boot or after a reboot: a lock holding only the pid let a stranger's pid keep the daemon from
+ * starting after a power cut, found by the power-cut torture).
  */
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
@@ -11,11 +15,63 @@ export interface HostLock {
   release(): Promise<void>;
 }
 
-async function readOwner(file: string): Promise<string> {
+/** What a lock file says. Files written before boot id and start time were recorded hold `PID OWNER…` only. */
+export interface LockOwner {
+  readonly pid: number;
+  readonly bootId: string | null;
+  readonly startTime: string | null;
+  readonly owner: string;
+}
+
+/** The facts about this host that decide whether a lock's owner still runs. */
+export interface LockFacts {
+  readonly bootId: string;
+  /** Boot time (ms since the epoch): a lock file last written before it is from an earlier boot. */
+  readonly bootTimeMs: number;
+  /** The lock file's mtime (ms since the epoch). */
+  readonly lockMtimeMs: number;
+  /**
+   * Start time (clock ticks after boot, /proc/PID/stat field 22) of the process with the lock's pid; null: there is no
+   * such process; UNREADABLE: there is one, but its stat cannot be read (another security domain): assumed the owner.
+   */
+  readonly startTimeOfPid: string | null;
+}
+
+export const UNREADABLE = '?';
+const BOOT_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+export function formatLock(o: LockOwner): string {
+  return `${o.pid} ${o.bootId ?? '-'} ${o.startTime ?? '-'} ${o.owner}\n`;
+}
+
+/** Parse a lock file; null when it is not one (empty, garbage: a cut while it was being written). */
+export function parseLock(text: string): LockOwner | null {
+  const words = text.trim().split(/\s+/);
+  const pid = Number(words[0]);
+  if (!Number.isInteger(pid) || pid <= 0) return null;
+  if (words.length >= 3 && BOOT_ID.test(words[1] ?? '') && /^\d+$/.test(words[2] ?? '')) {
+    return { pid, bootId: words[1] as string, startTime: words[2] as string, owner: words.slice(3).join(' ') || 'another process' };
+  }
+  return { pid, bootId: null, startTime: null, owner: words.slice(1).join(' ') || 'another process' };
+}
+
+/** Whether the lock's owner is gone (pure). */
+export function isStale(lock: LockOwner | null, facts: LockFacts): boolean {
+  if (lock === null) return true;
+  if (facts.startTimeOfPid === null) return true;
+  if (lock.bootId !== null) {
+    if (lock.bootId !== facts.bootId) return true;
+    return facts.startTimeOfPid !== UNREADABLE && lock.startTime !== facts.startTimeOfPid;
+  }
+  // an old-format lock: only its age can tell a previous boot's from a live owner's
+  return facts.lockMtimeMs < facts.bootTimeMs;
+}
+
+async function readIfExists(file: string): Promise<string | null> {
   try {
     return await fs.readFile(file, 'utf8');
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return '';
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
     throw e;
   }
 }
@@ -29,33 +85,63 @@ function alive(pid: number): boolean {
   }
 }
 
+/** /proc/PID/stat field 22 (starttime); null when there is no such process, UNREADABLE when it cannot be read. */
+export async function processStartTime(pid: number): Promise<string | null> {
+  let stat: string | null;
+  try {
+    stat = await readIfExists(`/proc/${pid}/stat`);
+  } catch {
+    return alive(pid) ? UNREADABLE : null;
+  }
+  if (stat === null) return null;
+  // the command name (field 2) is in parentheses and may hold spaces or parentheses: count after the last ')'
+  const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return rest[19] ?? null;
+}
+
+async function bootId(): Promise<string> {
+  return (await fs.readFile('/proc/sys/kernel/random/boot_id', 'utf8')).trim();
+}
+
+async function bootTimeMs(): Promise<number> {
+  const m = /^btime (\d+)$/m.exec(await fs.readFile('/proc/stat', 'utf8'));
+  return m ? Number(m[1]) * 1000 : 0;
+}
+
 export async function acquireHostLock(stateDir: string, owner: string): Promise<HostLock> {
   await fs.mkdir(stateDir, { recursive: true, mode: 0o700 });
   const file = path.join(stateDir, 'lock');
+  const me: LockOwner = { pid: process.pid, bootId: await bootId(), startTime: await processStartTime(process.pid), owner };
+  const mine = formatLock(me);
   for (let attempt = 0; attempt < 3; attempt++) {
     try {
       const fh = await fs.open(file, 'wx', 0o600);
-      await fh.writeFile(`${process.pid} ${owner}\n`);
+      await fh.writeFile(mine);
       await fh.close();
       return {
         file,
         release: async () => {
-          const text = await readOwner(file);
-          if (text.startsWith(`${process.pid} `)) await fs.rm(file, { force: true });
+          if ((await readIfExists(file)) === mine) await fs.rm(file, { force: true });
         },
       };
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
     }
-    const text = await readOwner(file);
-    const [pidText = '', who = 'another process'] = text.trim().split(' ');
-    const pid = Number(pidText);
-    if (Number.isInteger(pid) && pid > 0 && alive(pid)) {
-      throw new BusyError(`${who} (pid ${pid}) is changing this host`, {
+    const text = await readIfExists(file);
+    if (text === null) continue;
+    const lock = parseLock(text);
+    const mtime = (await fs.stat(file).catch(() => null))?.mtimeMs ?? 0;
+    const facts: LockFacts = {
+      bootId: me.bootId ?? '', bootTimeMs: await bootTimeMs(), lockMtimeMs: mtime,
+      startTimeOfPid: lock ? await processStartTime(lock.pid) : null,
+    };
+    if (lock && !isStale(lock, facts)) {
+      throw new BusyError(`${lock.owner} (pid ${lock.pid}) is changing this host`, {
         hint: 'wait for it to finish, or use nodectl to talk to the running daemon',
       });
     }
-    await fs.rm(file, { force: true }); // stale: its owner is gone
+    // stale: its owner is gone. Removed only if it still says the same (another process may have taken it over).
+    if ((await readIfExists(file)) === text) await fs.rm(file, { force: true });
   }
   throw new BusyError(`could not take the host lock ${file}`);
 }

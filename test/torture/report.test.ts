@@ -10,11 +10,11 @@ describe('power-cut torture report', () => {
     expect(csvField('a,b')).toBe('"a,b"');
     expect(csvField('say "x"')).toBe('"say ""x"""');
     expect(csvField(3)).toBe('3');
-    const csv = toCsv([row({}), row({ run: 2, verdict: 'BROKEN', reasons: ['lv x: a → b', 'grubenv, torn'] })]);
+    const csv = toCsv([row({}), row({ run: 2, verdict: 'BROKEN', reasons: ['lv x: a → b', 'grubenv, torn'], daemonRestarts: 0 })]);
     expect(csv.split('\n')).toEqual([
-      'run,fs,op,cut,delay_ms,step,verdict,history,recovered,follow_up,temp_files,seconds,reasons',
-      '1,ext4,upgrade,sysrq,1000,sync-base,OLD,failed,true,succeeded,0,90,',
-      '2,ext4,upgrade,sysrq,1000,sync-base,BROKEN,failed,true,succeeded,0,90,"lv x: a → b | grubenv, torn"',
+      'run,fs,op,cut,delay_ms,step,verdict,history,recovered,follow_up,temp_files,seconds,reasons,daemon_restarts',
+      '1,ext4,upgrade,sysrq,1000,sync-base,OLD,failed,true,succeeded,0,90,,',
+      '2,ext4,upgrade,sysrq,1000,sync-base,BROKEN,failed,true,succeeded,0,90,"lv x: a → b | grubenv, torn",0',
       '',
     ]);
   });
@@ -24,7 +24,7 @@ describe('power-cut torture report', () => {
       row({ run: 1 }),
       row({ run: 2, step: 'after:install-boot', verdict: 'OLD', cut: 'reset' }),
       row({ run: 3, step: 'finished', verdict: 'NEW', history: 'succeeded', recovered: false, op: 'rollback' }),
-      row({ run: 4, step: 'sync-base', verdict: 'BROKEN', followUp: 'upgrade failed', tempFiles: 2, seconds: 110 }),
+      row({ run: 4, step: 'sync-base', verdict: 'BROKEN', followUp: 'upgrade failed', tempFiles: 2, seconds: 110, daemonRestarts: 35 }),
     ];
     const s = summarize(rows);
     expect(s.total).toEqual({ OLD: 2, NEW: 1, BROKEN: 1 });
@@ -35,10 +35,12 @@ describe('power-cut torture report', () => {
     ]);
     expect(s.byCut).toEqual([{ cut: 'sysrq', counts: { OLD: 1, NEW: 1, BROKEN: 1 } }, { cut: 'reset', counts: { OLD: 1, NEW: 0, BROKEN: 0 } }]);
     expect(s.followUpFailures).toBe(1);
+    // the daemon kept failing to start after run 4's cut (a stale host lock did that once)
+    expect(s.daemonStartFailures).toBe(1);
     expect(s.tempFiles).toBe(2);
     expect(s.meanSeconds).toBe(95);
     const text = formatSummary(s, 'ext4-s1');
-    expect(text).toContain('power-cut torture ext4-s1: 4 runs, 2 OLD, 1 NEW, 1 BROKEN; follow-up upgrade failures 1');
+    expect(text).toContain('power-cut torture ext4-s1: 4 runs, 2 OLD, 1 NEW, 1 BROKEN; follow-up upgrade failures 1; daemon start failures 1;');
     expect(text).toMatch(/sync-base\s+2\s+1\s+0\s+1/);
   });
 

@@ -484,11 +484,11 @@ async function measured(state: AgentState, op: TortureOp, id: string, t0: number
   state.samples = { ...state.samples, [op]: addSample(state.samples?.[op], end - t0) };
 }
 
-function resultRow(plan: CampaignPlan, state: AgentState, step: string, j: Judgement, recovered: boolean, followUp: string, seconds: number): RunResult {
+function resultRow(plan: CampaignPlan, state: AgentState, step: string, j: Judgement, recovered: boolean, followUp: string, seconds: number, daemonRestarts: number): RunResult {
   const c = state.cut;
   return {
     run: state.run, fs: plan.fs, op: c?.op ?? 'upgrade', cut: c?.cut ?? 'sysrq', delayMs: c?.delayMs ?? 0, step,
-    verdict: j.verdict, history: j.history, recovered, followUp, tempFiles: j.tempFiles, seconds, reasons: j.reasons,
+    verdict: j.verdict, history: j.history, recovered, followUp, tempFiles: j.tempFiles, seconds, reasons: j.reasons, daemonRestarts,
   };
 }
 
@@ -525,6 +525,8 @@ async function judgeRun(plan: CampaignPlan, state: AgentState): Promise<boolean>
   // the daemon's log of this boot (its start-up recovery), kept with the run
   const jl = await cmd(['journalctl', '-b', '-u', 'imgbased.service', '-o', 'short-monotonic', '--no-pager']);
   await putCtl(`runs/${state.run}/daemon-journal.txt`, jl.stdout + jl.stderr);
+  const restarts = Number((await cmd(['systemctl', 'show', '-p', 'NRestarts', '--value', 'imgbased.service'])).stdout.trim()) || 0;
+  if (restarts > 0) log(`run ${state.run}: the daemon was restarted ${restarts} times before it served (daemon-journal.txt)`);
   const journalAtBoot = atBoot.find((r) => r.id === id) ?? null;
   const history = id ? await readJson<JournalRecord>(path.join(STATE_DIR, 'history', `${id}.json`)).catch(() => null) : null;
   if (history && history.recovered !== true && history.state === 'succeeded') await measured(state, c.op, id, c.t0);
@@ -539,7 +541,7 @@ async function judgeRun(plan: CampaignPlan, state: AgentState): Promise<boolean>
   const step = stepAtCut(facts);
   const seconds = Math.round((Date.now() - t0) / 1000);
   log(`run ${state.run}: ${c.op} ${c.cut} +${c.delayMs} ms at ${step}: ${j.verdict} (history ${j.history})${j.reasons.length ? `: ${j.reasons.join('; ')}` : ''}`);
-  await appendResult(resultRow(plan, state, step, j, history?.recovered === true, 'pending', seconds));
+  await appendResult(resultRow(plan, state, step, j, history?.recovered === true, 'pending', seconds, restarts));
   await kmsg(`run ${state.run} ${j.verdict} at ${step}`);
   if (j.verdict === 'BROKEN') return false;
 
@@ -563,7 +565,7 @@ async function judgeRun(plan: CampaignPlan, state: AgentState): Promise<boolean>
     followUp = `error: ${String(e)}`;
   }
   log(`run ${state.run}: follow-up upgrade ${followUp} in ${Math.round((Date.now() - t1) / 1000)} s`);
-  await appendResult(resultRow(plan, state, step, j, history?.recovered === true, followUp, seconds));
+  await appendResult(resultRow(plan, state, step, j, history?.recovered === true, followUp, seconds, restarts));
   return followUp === 'succeeded';
 }
 

@@ -15,7 +15,7 @@
  * would lose is not modelled (docs/DURABILITY.md).
  *
  * At the end: results.csv (also copied to test-artifacts/torture/<label>.csv) and the summary table. Exit 0 when every
- * run is OLD or NEW and every follow-up upgrade succeeded; 1 otherwise (a BROKEN run stops the campaign; its
+ * run is OLD or NEW, every follow-up upgrade succeeded and the daemon started at once after every cut; 1 otherwise (a BROKEN run stops the campaign; its
  * directory, disks and console log are kept). The disks are kept (a campaign can be extended with a larger --runs);
  * --clean deletes them after a campaign where every run passed.
  */
@@ -361,7 +361,8 @@ async function main(): Promise<number> {
     await fs.writeFile(path.join(d, 'console.log'), await consoleOfRun(path.join(o.dir, 'console.log'), r.run));
     await fs.writeFile(path.join(d, 'reasons.txt'), r.reasons.join('\n') + '\n');
   }
-  const ok = !stuck && rc === '0' && rows.length === o.runs && summary.total.BROKEN === 0 && summary.followUpFailures === 0;
+  const ok = !stuck && rc === '0' && rows.length === o.runs && summary.total.BROKEN === 0 && summary.followUpFailures === 0 &&
+    summary.daemonStartFailures === 0;
   if (ok && o.clean) {
     await fs.rm(path.join(o.dir, 'lvm.img'), { force: true });
     await fs.rm(path.join(o.dir, 'root.qcow2'), { force: true });

@@ -9,7 +9,7 @@ export interface RunResult {
   readonly fs: string;
   readonly op: TortureOp;
   readonly cut: CutKind;
-  /** ms after the operation's call returned at which the cut was scheduled (sysrq: guest clock; reset: host clock). */
+  /** ms after the operation's call was sent at which the cut was scheduled (sysrq: guest clock; reset: host clock). */
   readonly delayMs: number;
   /** The step the journal on disk was at (classify.ts stepAtCut). */
   readonly step: string;
@@ -23,10 +23,15 @@ export interface RunResult {
   /** Guest seconds from the run's start to its verdict (the follow-up upgrade excluded). */
   readonly seconds: number;
   readonly reasons: readonly string[];
+  /**
+   * How often systemd had to restart the daemon in the boot after the cut before it served (0 = started at once).
+   * Anything else means the host was without its daemon after a power cut. Absent in rows of older agents.
+   */
+  readonly daemonRestarts?: number;
 }
 
 export const CSV_COLUMNS = [
-  'run', 'fs', 'op', 'cut', 'delay_ms', 'step', 'verdict', 'history', 'recovered', 'follow_up', 'temp_files', 'seconds', 'reasons',
+  'run', 'fs', 'op', 'cut', 'delay_ms', 'step', 'verdict', 'history', 'recovered', 'follow_up', 'temp_files', 'seconds', 'reasons', 'daemon_restarts',
 ] as const;
 
 export function csvField(v: string | number | boolean): string {
@@ -37,7 +42,7 @@ export function csvField(v: string | number | boolean): string {
 export function csvRow(r: RunResult): string {
   return [
     r.run, r.fs, r.op, r.cut, r.delayMs, r.step, r.verdict, r.history, r.recovered, r.followUp, r.tempFiles, r.seconds,
-    r.reasons.join(' | '),
+    r.reasons.join(' | '), r.daemonRestarts ?? '',
   ].map(csvField).join(',');
 }
 
@@ -58,6 +63,8 @@ export interface Summary {
   readonly byCut: ReadonlyArray<{ cut: string; counts: Counts }>;
   readonly byOp: ReadonlyArray<{ op: string; counts: Counts }>;
   readonly followUpFailures: number;
+  /** Runs after whose cut the daemon did not start at the first attempt. */
+  readonly daemonStartFailures: number;
   readonly tempFiles: number;
   readonly meanSeconds: number;
 }
@@ -85,6 +92,7 @@ export function summarize(rows: readonly RunResult[]): Summary {
     byCut: tally(rows, (r) => r.cut).map((x) => ({ cut: x.key, counts: x.counts })),
     byOp: tally(rows, (r) => r.op).map((x) => ({ op: x.key, counts: x.counts })),
     followUpFailures: rows.filter((r) => r.followUp !== 'succeeded' && r.followUp !== 'skipped').length,
+    daemonStartFailures: rows.filter((r) => (r.daemonRestarts ?? 0) > 0).length,
     tempFiles: rows.reduce((n, r) => n + r.tempFiles, 0),
     meanSeconds: rows.length ? Math.round(rows.reduce((n, r) => n + r.seconds, 0) / rows.length) : 0,
   };
@@ -104,7 +112,7 @@ function table(title: string, rows: ReadonlyArray<{ name: string; counts: Counts
 export function formatSummary(s: Summary, label: string): string {
   const out = [
     `power-cut torture ${label}: ${s.runs} runs, ${s.total.OLD} OLD, ${s.total.NEW} NEW, ${s.total.BROKEN} BROKEN; ` +
-      `follow-up upgrade failures ${s.followUpFailures}; leftover temp files ${s.tempFiles}; mean ${s.meanSeconds} s per run (guest)`,
+      `follow-up upgrade failures ${s.followUpFailures}; daemon start failures ${s.daemonStartFailures}; leftover temp files ${s.tempFiles}; mean ${s.meanSeconds} s per run (guest)`,
     '',
     ...table('step at the cut', s.byStep.map((x) => ({ name: x.step, counts: x.counts }))),
     '',
