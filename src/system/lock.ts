@@ -25,7 +25,8 @@ export interface LockOwner {
 
 /** The facts about this host that decide whether a lock's owner still runs. */
 export interface LockFacts {
-  readonly bootId: string;
+  /** This boot's id; null when /proc does not tell. */
+  readonly bootId: string | null;
   /** Boot time (ms since the epoch): a lock file last written before it is from an earlier boot. */
   readonly bootTimeMs: number;
   /** The lock file's mtime (ms since the epoch). */
@@ -52,6 +53,8 @@ export function parseLock(text: string): LockOwner | null {
   if (words.length >= 3 && BOOT_ID.test(words[1] ?? '') && /^\d+$/.test(words[2] ?? '')) {
     return { pid, bootId: words[1] as string, startTime: words[2] as string, owner: words.slice(3).join(' ') || 'another process' };
   }
+  // written where /proc could not tell the boot id or the start time
+  if (words[1] === '-' && words[2] === '-') return { pid, bootId: null, startTime: null, owner: words.slice(3).join(' ') || 'another process' };
   return { pid, bootId: null, startTime: null, owner: words.slice(1).join(' ') || 'another process' };
 }
 
@@ -59,11 +62,9 @@ export function parseLock(text: string): LockOwner | null {
 export function isStale(lock: LockOwner | null, facts: LockFacts): boolean {
   if (lock === null) return true;
   if (facts.startTimeOfPid === null) return true;
-  if (lock.bootId !== null) {
-    if (lock.bootId !== facts.bootId) return true;
-    return facts.startTimeOfPid !== UNREADABLE && lock.startTime !== facts.startTimeOfPid;
-  }
-  // an old-format lock: only its age can tell a previous boot's from a live owner's
+  if (lock.bootId !== null && facts.bootId !== null && lock.bootId !== facts.bootId) return true;
+  if (lock.startTime !== null && facts.startTimeOfPid !== UNREADABLE) return lock.startTime !== facts.startTimeOfPid;
+  // an old-format lock (or an owner whose start time cannot be read): only its age can tell a previous boot's
   return facts.lockMtimeMs < facts.bootTimeMs;
 }
 
@@ -99,8 +100,9 @@ export async function processStartTime(pid: number): Promise<string | null> {
   return rest[19] ?? null;
 }
 
-async function bootId(): Promise<string> {
-  return (await fs.readFile('/proc/sys/kernel/random/boot_id', 'utf8')).trim();
+async function bootId(): Promise<string | null> {
+  const id = (await readIfExists('/proc/sys/kernel/random/boot_id').catch(() => null))?.trim() ?? '';
+  return BOOT_ID.test(id) ? id : null;
 }
 
 async function bootTimeMs(): Promise<number> {
@@ -111,7 +113,8 @@ async function bootTimeMs(): Promise<number> {
 export async function acquireHostLock(stateDir: string, owner: string): Promise<HostLock> {
   await fs.mkdir(stateDir, { recursive: true, mode: 0o700 });
   const file = path.join(stateDir, 'lock');
-  const me: LockOwner = { pid: process.pid, bootId: await bootId(), startTime: await processStartTime(process.pid), owner };
+  const start = await processStartTime(process.pid);
+  const me: LockOwner = { pid: process.pid, bootId: await bootId(), startTime: start === UNREADABLE ? null : start, owner };
   const mine = formatLock(me);
   for (let attempt = 0; attempt < 3; attempt++) {
     try {
@@ -132,7 +135,7 @@ export async function acquireHostLock(stateDir: string, owner: string): Promise<
     const lock = parseLock(text);
     const mtime = (await fs.stat(file).catch(() => null))?.mtimeMs ?? 0;
     const facts: LockFacts = {
-      bootId: me.bootId ?? '', bootTimeMs: await bootTimeMs(), lockMtimeMs: mtime,
+      bootId: me.bootId, bootTimeMs: await bootTimeMs(), lockMtimeMs: mtime,
       startTimeOfPid: lock ? await processStartTime(lock.pid) : null,
     };
     if (lock && !isStale(lock, facts)) {

@@ -11,6 +11,7 @@ describe('host lock: who owns it (pure)', () => {
     expect(parseLock(`42 ${BOOT_A} 7011035 imgbased daemon\n`)).toEqual({ pid: 42, bootId: BOOT_A, startTime: '7011035', owner: 'imgbased daemon' });
     expect(parseLock('42 imgbased daemon\n')).toEqual({ pid: 42, bootId: null, startTime: null, owner: 'imgbased daemon' });
     expect(parseLock('42\n')?.owner).toBe('another process');
+    expect(parseLock('42 - - imgbased daemon\n')).toEqual({ pid: 42, bootId: null, startTime: null, owner: 'imgbased daemon' });
     for (const bad of ['', '\n', 'x y', '-3 a', '0 a', '4.5 a']) expect(parseLock(bad)).toBeNull();
     const o = { pid: 7, bootId: BOOT_B, startTime: '12', owner: 'imgbased recover' };
     expect(parseLock(formatLock(o))).toEqual(o);
@@ -28,6 +29,10 @@ describe('host lock: who owns it (pure)', () => {
     // a process of another security domain: its stat cannot be read, so it is assumed to be the owner in this boot
     expect(isStale(lock, { ...facts, startTimeOfPid: UNREADABLE })).toBe(false);
     expect(isStale(lock, { ...facts, bootId: BOOT_B, startTimeOfPid: UNREADABLE })).toBe(true);
+    // this process cannot tell the boot id: the start time decides, else the lock file's age
+    expect(isStale(lock, { ...facts, bootId: null })).toBe(false);
+    expect(isStale(lock, { ...facts, bootId: null, startTimeOfPid: '17' })).toBe(true);
+    expect(isStale(lock, { ...facts, bootId: null, startTimeOfPid: UNREADABLE, lockMtimeMs: 500 })).toBe(true);
     // old format: only the file's age tells a previous boot's lock
     const old = { pid: 424, bootId: null, startTime: null, owner: 'imgbased' };
     expect(isStale(old, facts)).toBe(false);
