@@ -50,12 +50,15 @@ export function parseLock(text: string): LockOwner | null {
   const words = text.trim().split(/\s+/);
   const pid = Number(words[0]);
   if (!Number.isInteger(pid) || pid <= 0) return null;
-  if (words.length >= 3 && BOOT_ID.test(words[1] ?? '') && /^\d+$/.test(words[2] ?? '')) {
-    return { pid, bootId: words[1] as string, startTime: words[2] as string, owner: words.slice(3).join(' ') || 'another process' };
-  }
-  // written where /proc could not tell the boot id or the start time
-  if (words[1] === '-' && words[2] === '-') return { pid, bootId: null, startTime: null, owner: words.slice(3).join(' ') || 'another process' };
-  return { pid, bootId: null, startTime: null, owner: words.slice(1).join(' ') || 'another process' };
+  const [, boot = '', start = ''] = words;
+  // `-` where /proc could not tell the boot id or the start time; neither field: the old `PID OWNER…` format
+  const ids = (BOOT_ID.test(boot) || boot === '-') && (/^\d+$/.test(start) || start === '-');
+  return {
+    pid,
+    bootId: ids && boot !== '-' ? boot : null,
+    startTime: ids && start !== '-' ? start : null,
+    owner: words.slice(ids ? 3 : 1).join(' ') || 'another process',
+  };
 }
 
 /** Whether the lock's owner is gone (pure). */

@@ -419,7 +419,7 @@ async function setup(plan: CampaignPlan): Promise<AgentState> {
   const id = await startOp('upgrade', img);
   const end = await waitTxn(id, 30 * 60_000);
   if (end !== 'succeeded') throw new Error(`the setup upgrade ${id} ${end}`);
-  await measured(state, 'upgrade', id, t1);
+  measured(state, 'upgrade', await historyOf(id), t1);
   log(`setup upgrade took ${state.samples?.upgrade?.[0] ?? '?'} ms`);
   await putCtl('snap/after-0.json', JSON.stringify(await snapshot()));
   await saveState(state);
@@ -476,9 +476,12 @@ function startedSince(records: readonly JournalRecord[], op: TortureOp, t0: numb
     .sort((a, b) => a.createdAt.localeCompare(b.createdAt))[0];
 }
 
+async function historyOf(id: string): Promise<JournalRecord | null> {
+  return id ? readJson<JournalRecord>(path.join(STATE_DIR, 'history', `${id}.json`)).catch(() => null) : null;
+}
+
 /** Learn the operation's duration on this machine: from `t0` (just before the call) to the finish the daemon recorded. */
-async function measured(state: AgentState, op: TortureOp, id: string, t0: number): Promise<void> {
-  const h = await readJson<JournalRecord>(path.join(STATE_DIR, 'history', `${id}.json`)).catch(() => null);
+function measured(state: AgentState, op: TortureOp, h: JournalRecord | null, t0: number): void {
   const end = h?.finishedAt ? Date.parse(h.finishedAt) : NaN;
   if (!Number.isFinite(end)) return;
   state.samples = { ...state.samples, [op]: addSample(state.samples?.[op], end - t0) };
@@ -528,10 +531,10 @@ async function judgeRun(plan: CampaignPlan, state: AgentState): Promise<boolean>
   const restarts = Number((await cmd(['systemctl', 'show', '-p', 'NRestarts', '--value', 'imgbased.service'])).stdout.trim()) || 0;
   if (restarts > 0) log(`run ${state.run}: the daemon was restarted ${restarts} times before it served (daemon-journal.txt)`);
   const journalAtBoot = atBoot.find((r) => r.id === id) ?? null;
-  const history = id ? await readJson<JournalRecord>(path.join(STATE_DIR, 'history', `${id}.json`)).catch(() => null) : null;
-  if (history && history.recovered !== true && history.state === 'succeeded') await measured(state, c.op, id, c.t0);
+  const history = await historyOf(id);
+  if (history && history.recovered !== true && history.state === 'succeeded') measured(state, c.op, history, c.t0);
   const unfinishedAfter = id !== '' && (await listDir(path.join(STATE_DIR, 'journal'))).includes(`${id}.json`);
-  const facts: TxnFacts = { id, journalAtBoot, history: id ? history : null, unfinishedAfter };
+  const facts: TxnFacts = { id, journalAtBoot, history, unfinishedAfter };
   const pre = await readJson<Snapshot>(path.join(CTL, 'snap', `after-${state.run - 1}.json`));
   if (!pre) throw new Error(`no snapshot before run ${state.run}`);
   const post = await snapshot();
@@ -558,7 +561,7 @@ async function judgeRun(plan: CampaignPlan, state: AgentState): Promise<boolean>
       const fh = await readJson<JournalRecord>(path.join(STATE_DIR, 'history', `${fid}.json`));
       const fj = judge(post, after, { id: fid, journalAtBoot: null, history: fh, unfinishedAfter: false });
       if (fj.verdict !== 'NEW') followUp = `not NEW: ${fj.reasons.join('; ')}`;
-      else await measured(state, 'upgrade', fid, t1);
+      else measured(state, 'upgrade', fh, t1);
     }
     await putCtl(`snap/after-${state.run}.json`, JSON.stringify(after));
   } catch (e) {

@@ -15,8 +15,8 @@
  * would lose is not modelled (docs/DURABILITY.md).
  *
  * At the end: results.csv (also copied to test-artifacts/torture/<label>.csv) and the summary table. Exit 0 when every
- * run is OLD or NEW, every follow-up upgrade succeeded and the daemon started at once after every cut; 1 otherwise (a BROKEN run stops the campaign; its
- * directory, disks and console log are kept). The disks are kept (a campaign can be extended with a larger --runs);
+ * run is OLD or NEW, every follow-up upgrade succeeded and the daemon started at once after every cut; 1 otherwise
+ * (a BROKEN run stops the campaign; its directory, disks and console log are kept). The disks are kept (a campaign can be extended with a larger --runs);
  * --clean deletes them after a campaign where every run passed.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
