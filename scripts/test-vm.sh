@@ -50,7 +50,8 @@ phase "image ready in $((SECONDS - T))s"
 
 # (c) compile on the host; stale compiled VM tests of deleted sources must not run
 T=$SECONDS
-if [ ! -d node_modules ]; then npm ci --no-audit --no-fund --loglevel=error; fi
+# a fresh clone: npm ci needs apt packages first (libvirt-dev for @unraid/libvirt), so run the whole setup
+if [ ! -d node_modules ]; then scripts/setup.sh; fi
 rm -rf dist/test/vm
 npx tsc -p "${IMGBASED_VM_TSCONFIG:-tsconfig.build.json}"
 phase "compiled in $((SECONDS - T))s"

@@ -24,14 +24,21 @@ cd "$(dirname "$0")/.."
 CACHE=${IMGBASED_VM_CACHE:-/var/cache/imgbased-vm}
 phase() { printf '[torture-vm %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 
+missing=()
 for p in qemu-system-x86 qemu-utils debootstrap; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || {
-        phase "installing $p"; apt-get -o DPkg::Lock::Timeout=900 install -y -qq --no-install-recommends "$p" >/dev/null; }
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
+if [ ${#missing[@]} -gt 0 ]; then
+    phase "installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get -o DPkg::Lock::Timeout=900 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
 test/vm/build-image.sh "$CACHE"
 if [ "${TORTURE_SKIP_BUILD:-0}" != 1 ]; then
     T=$SECONDS
-    [ -d node_modules ] || npm ci --no-audit --no-fund --loglevel=error
+    # a fresh clone: npm ci needs apt packages first (libvirt-dev for @unraid/libvirt), so run the whole setup
+    [ -d node_modules ] || scripts/setup.sh
     rm -rf dist/test/vm
     npx tsc -p "${IMGBASED_VM_TSCONFIG:-tsconfig.build.json}"
     phase "compiled in $((SECONDS - T))s"
