@@ -100,6 +100,19 @@ export interface FollowOptions {
   lines?: boolean;
 }
 
+/** Where to read why a transaction failed, for errors without a hint of their own (a tool that failed, an internal error). */
+export const FAILED_HINT = '"nodectl --json history --limit 1" shows its steps and what was undone; "journalctl -u imgbased" has the daemon\'s log';
+
+/**
+ * The error for a transaction that ended without success (Finished(false, name, message)): a cancelled one exits 130;
+ * a failed one exits 1 with its error's own hint or, failing that, where to read what happened.
+ */
+export function transactionFailure(id: string, name: string, message: string): NodectlError {
+  if (name === 'org.ovirt.Node.Error.Cancelled') return new NodectlError(name, message || `transaction ${id} was cancelled`, EXIT.cancelled);
+  const err = new NodectlError(name, message || `transaction ${id} failed`, EXIT.failed);
+  return err.hint === undefined ? new NodectlError(name, err.message, EXIT.failed, FAILED_HINT) : err;
+}
+
 /** Follow a transaction to its end; returns the exit code (throws NodectlError when it failed or was cancelled). */
 export async function follow(client: NodeClient, txPath: string, opts: FollowOptions): Promise<number> {
   const interactive = process.stdin.isTTY === true && process.stderr.isTTY === true;
@@ -157,7 +170,7 @@ export async function follow(client: NodeClient, txPath: string, opts: FollowOpt
     }
     const [ok, name, message] = outcome;
     if (ok) return EXIT.ok;
-    throw new NodectlError(name, message || `transaction ${id} failed`, name === 'org.ovirt.Node.Error.Cancelled' ? EXIT.cancelled : EXIT.failed);
+    throw transactionFailure(id, name, message);
   } finally {
     process.removeListener('SIGINT', onSigint);
   }
