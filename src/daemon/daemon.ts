@@ -503,11 +503,17 @@ export class Daemon implements ManagerBackend {
     await this.authorizer.check(call.sender, POLKIT_ACTIONS.verify);
     const active = this.scheduler.active;
     if (active) throw new BusyError(`transaction ${active.snapshot.id} is running; verify the bases after it ends`);
-    const [status, rows] = await this.check();
-    const bases = await this.engine.verifyBases();
-    for (const b of bases) rows.push(['Bases', b.base, b.status, b.reason]);
-    const failed = status === 'failed' || bases.some((b) => b.status === 'failed');
-    return [failed ? 'failed' : status, rows];
+    // No transaction may change the bases while they are read (a cleanup removing the one being mounted).
+    const release = this.scheduler.hold('a deep check of the bases (CheckDeep)');
+    try {
+      const [status, rows] = await this.check();
+      const bases = await this.engine.verifyBases();
+      for (const b of bases) rows.push(['Bases', b.base, b.status, b.reason]);
+      const failed = status === 'failed' || bases.some((b) => b.status === 'failed');
+      return [failed ? 'failed' : status, rows];
+    } finally {
+      release();
+    }
   }
 
   async history(_call: CallContext, limit: number): Promise<Dict[]> {

@@ -1,5 +1,7 @@
 /**
  * One transaction at a time. A second request fails with Busy naming the running one, or (wait: true) queues.
+ * A reader that must see the bases unchanged (CheckDeep) holds transactions off while it reads: new ones fail with
+ * Busy naming it, or (wait: true) queue and start when the last hold is released.
  * Each transaction is a Job: its live state (what the D-Bus Transaction object shows) and an event stream.
  * No D-Bus here.
  */
@@ -66,6 +68,8 @@ export class Scheduler extends EventEmitter<{ changed: [Job | null]; finished: [
   private running: Job | null = null;
   private readonly queue: Job[] = [];
   private readonly jobs = new Map<string, Job>();
+  /** What holds transactions off now (one entry per hold, oldest first). */
+  private readonly holds: string[] = [];
 
   private readonly now: () => number;
   private readonly settle: () => Promise<void>;
@@ -97,12 +101,32 @@ export class Scheduler extends EventEmitter<{ changed: [Job | null]; finished: [
     if (job.done) this.jobs.delete(job.snapshot.id);
   }
 
-  /** Start (or queue) a job; throws BusyError when one runs and `wait` is false. */
+  /**
+   * Hold transactions off until the returned release is called (once; later calls do nothing). The caller checks
+   * that none runs first; `what` names the holder in Busy errors ("a deep check of the bases").
+   */
+  hold(what: string): () => void {
+    this.holds.push(what);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.holds.splice(this.holds.indexOf(what), 1);
+      void this.pump();
+    };
+  }
+
+  /** Start (or queue) a job; throws BusyError when one runs, waits or is held off and `wait` is false. */
   submit(kind: TransactionKind, initiator: string, wait: boolean, work: JobWork): Job {
     const busy = this.running ?? this.queue[0];
     if (busy && !wait) {
       throw new BusyError(`transaction ${busy.snapshot.id} (${busy.snapshot.kind}) is ${busy.snapshot.state}`, {
         hint: `watch it with "nodectl watch", cancel it with "nodectl cancel", or pass wait to queue behind it`,
+      });
+    }
+    if (this.holds.length && !wait) {
+      throw new BusyError(`${this.holds[0]} is running; no transaction starts until it ends`, {
+        hint: 'retry when it has ended, or pass wait to queue behind it',
       });
     }
     const job = new Job(this.newId(), kind, initiator, work);
@@ -133,7 +157,7 @@ export class Scheduler extends EventEmitter<{ changed: [Job | null]; finished: [
   }
 
   private async pump(): Promise<void> {
-    if (this.running) return;
+    if (this.running || this.holds.length) return;
     const job = this.queue.shift();
     if (!job) return;
     this.running = job;

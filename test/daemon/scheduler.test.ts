@@ -51,6 +51,31 @@ describe('Scheduler', () => {
     expect(first.snapshot.finishedAt).toBeGreaterThanOrEqual(first.snapshot.startedAt);
   });
 
+  it('a hold (CheckDeep reading the bases) keeps transactions off: Busy names it, wait queues until the last release', async () => {
+    const s = new Scheduler(ids, silentLogger);
+    const releaseA = s.hold('a deep check of the bases (CheckDeep)');
+    const releaseB = s.hold('another deep check');
+    expect(() => s.submit('cleanup', 'root', false, gated().work)).toThrow(BusyError);
+    expect(() => s.submit('cleanup', 'root', false, gated().work)).toThrow(/a deep check of the bases \(CheckDeep\) is running/);
+    const w = gated();
+    const queued = s.submit('cleanup', 'root', true, w.work);
+    expect(queued.snapshot.state).toBe('queued');
+    releaseA();
+    releaseA(); // a second call must not release the other hold
+    await new Promise((r) => setImmediate(r));
+    expect(queued.snapshot.state).toBe('queued');
+    releaseB();
+    expect(queued.snapshot.state).toBe('running');
+    w.release();
+    await s.idle();
+    expect(queued.snapshot.state).toBe('succeeded');
+    const free = gated();
+    const next = s.submit('upgrade', 'root', false, free.work);
+    expect(next.snapshot.state).toBe('running');
+    free.release();
+    await s.idle();
+  });
+
   it('cancel works in every state: queued is dropped, running is aborted, finished is left alone', async () => {
     const s = new Scheduler(ids, silentLogger);
     const a = gated();
