@@ -17,16 +17,13 @@ import * as path from 'node:path';
 import type { ChildProcessWithoutNullStreams } from 'node:child_process';
 import { LAYERS_PROPERTIES, TRANSACTION_PROPERTIES } from '../../src/dbus/api';
 import type { Caller, CallResult, RemoteClient } from './harness';
-import { ok, unwrap, v } from './wire';
+import { LAYERS, NODE, ok, TX_IFACE, unwrap, v } from './wire';
 import { eventually, PrivateBus, REPO } from './harness';
 import { NVR, snapshotHost, sandboxHost } from '../helpers/host';
 import type { ImageSet } from '../helpers/host';
 import { holdBaseCopy, release } from '../helpers/procs';
 
 const DAEMON = path.join(REPO, 'dist/src/daemon/main.js');
-const NODE = { destination: 'org.ovirt.Node', path: '/org/ovirt/Node' };
-const LAYERS = { ...NODE, interface: 'org.ovirt.Node.Layers' };
-const TX_IFACE = 'org.ovirt.Node.Transaction';
 const NOT_AUTHORIZED = 'org.ovirt.Node.Error.NotAuthorized';
 
 

@@ -11,16 +11,13 @@ import type { ChildProcessWithoutNullStreams } from 'node:child_process';
 import { SANDBOX_LIBVIRT_XML, sandboxLibvirtXml } from '../../src/sandbox/sysroot';
 import type { RemoteClient } from './harness';
 import { eventually, PrivateBus } from './harness';
-import { ok, unwrap, v } from './wire';
+import { LAYERS, layersOps, NODE, ok, TX_IFACE, v } from './wire';
 import { NVR, snapshotHost, sandboxHost } from '../helpers/host';
 import type { ImageSet } from '../helpers/host';
 import { stopChild } from '../../src/sandbox/snmpd';
 
 const REPO = path.resolve(__dirname, '../..');
 const DAEMON = path.join(REPO, 'dist/src/daemon/main.js');
-const NODE = { destination: 'org.ovirt.Node', path: '/org/ovirt/Node' };
-const LAYERS = { ...NODE, interface: 'org.ovirt.Node.Layers' };
-const TX_IFACE = 'org.ovirt.Node.Transaction';
 const OLD = `${NVR.v1}+1`;
 const NEW = `${NVR.v2}+1`;
 const DAY = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'];
@@ -38,19 +35,7 @@ describe('automatic update policy × running VMs × maintenance window', () => {
   let daemonLog = '';
   let root: RemoteClient;
 
-  const prop = async (name: string, iface = 'org.ovirt.Node.Layers', objPath = NODE.path): Promise<unknown> =>
-    unwrap(ok(await root.call({
-      destination: NODE.destination, path: objPath, interface: 'org.freedesktop.DBus.Properties', member: 'Get',
-      signature: 'ss', body: [iface, name],
-    }))[0]);
-
-  const call = async (member: string, signature: string, body: unknown[]): Promise<unknown[]> =>
-    unwrap(ok(await root.call({ ...LAYERS, member, signature, body }))) as unknown[];
-
-  async function finish(tx: string): Promise<string> {
-    await eventually(async () => !['queued', 'running'].includes(String(await prop('State', TX_IFACE, tx))), 60_000, 50);
-    return String(await prop('State', TX_IFACE, tx));
-  }
+  const { prop, call, finish } = layersOps(() => root);
 
   const setVms = (running: boolean): Promise<void> =>
     fs.writeFile(path.join(sysroot, SANDBOX_LIBVIRT_XML), sandboxLibvirtXml([{ name: 'engine-vm', running }, { name: 'spare', running: false }]));

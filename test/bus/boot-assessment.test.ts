@@ -14,7 +14,7 @@ import { promisify } from 'node:util';
 import { SANDBOX_LIBVIRT_XML, sandboxLibvirtXml, setSandboxUnit } from '../../src/sandbox/sysroot';
 import type { Caller, RemoteClient } from './harness';
 import { eventually, PrivateBus } from './harness';
-import { ok, unwrap, v } from './wire';
+import { LAYERS, layersOps, NODE, ok, unwrap, v } from './wire';
 import { NVR, sandboxHost, snapshotHost } from '../helpers/host';
 import type { ImageSet } from '../helpers/host';
 import { stopChild } from '../../src/sandbox/snmpd';
@@ -23,9 +23,6 @@ const execFileP = promisify(execFile);
 const REPO = path.resolve(__dirname, '../..');
 const DAEMON = path.join(REPO, 'dist/src/daemon/main.js');
 const NODECTL = path.join(REPO, 'dist/src/cli/nodectl.js');
-const NODE = { destination: 'org.ovirt.Node', path: '/org/ovirt/Node' };
-const LAYERS = { ...NODE, interface: 'org.ovirt.Node.Layers' };
-const TX_IFACE = 'org.ovirt.Node.Transaction';
 const L1 = `${NVR.v1}+1`;
 const L2 = `${NVR.v2}+1`;
 const L3 = `${NVR.v3}+1`;
@@ -48,13 +45,7 @@ describe('boot assessment: trial boot, health gates, fallback', () => {
   let daemon: ChildProcessWithoutNullStreams | null = null;
   let root: RemoteClient;
 
-  const prop = async (name: string, iface = 'org.ovirt.Node.Layers', objPath = NODE.path): Promise<unknown> =>
-    unwrap(ok(await root.call({
-      destination: NODE.destination, path: objPath, interface: 'org.freedesktop.DBus.Properties', member: 'Get',
-      signature: 'ss', body: [iface, name],
-    }))[0]);
-  const call = async (member: string, signature: string, body: unknown[]): Promise<unknown[]> =>
-    unwrap(ok(await root.call({ ...LAYERS, member, signature, body }))) as unknown[];
+  const { prop, call, finish } = layersOps(() => root);
   const reboot = async (): Promise<string> => String(unwrap(ok(await root.call({
     ...NODE, interface: 'org.ovirt.Node.Sandbox', member: 'Reboot', signature: '', body: [],
   }))[0]));
@@ -64,11 +55,6 @@ describe('boot assessment: trial boot, health gates, fallback', () => {
     const r = await bus.run(who, [process.execPath, NODECTL, ...args]);
     return { code: r.code ?? -1, stdout: r.stdout, stderr: r.stderr };
   };
-
-  async function finish(tx: string): Promise<string> {
-    await eventually(async () => !['queued', 'running'].includes(String(await prop('State', TX_IFACE, tx))), 60_000, 50);
-    return String(await prop('State', TX_IFACE, tx));
-  }
 
   /** The grubenv as the real grub-editenv lists it. */
   async function grubenv(): Promise<Record<string, string>> {

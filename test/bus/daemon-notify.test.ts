@@ -13,7 +13,7 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import type { ChildProcessWithoutNullStreams } from 'node:child_process';
 import type { CallResult, RemoteClient } from './harness';
-import { ok, unwrap } from './wire';
+import { LAYERS, NODE, ok, unwrap } from './wire';
 import { eventually, PrivateBus } from './harness';
 import { NotifyListener } from './notify-listener';
 import { NVR, snapshotHost, sandboxHost } from '../helpers/host';
@@ -21,8 +21,6 @@ import type { ImageSet } from '../helpers/host';
 
 const REPO = path.resolve(__dirname, '../..');
 const DAEMON = path.join(REPO, 'dist/src/daemon/main.js');
-const NODE = { destination: 'org.ovirt.Node', path: '/org/ovirt/Node' };
-const LAYERS = { ...NODE, interface: 'org.ovirt.Node.Layers' };
 const WATCHDOG_MS = 400;
 
 

@@ -7,7 +7,7 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import type { ChildProcessWithoutNullStreams } from 'node:child_process';
 import type { CallResult, RemoteClient, SignalRecord } from './harness';
-import { ok, unwrap, v } from './wire';
+import { LAYERS, NODE, ok, unwrap, v } from './wire';
 import { eventually, PrivateBus } from './harness';
 import { parseIntrospectionXml } from '../dbus/introspection-xml';
 import { NVR, snapshotHost, V2_CHANGES, sandboxHost } from '../helpers/host';
@@ -15,8 +15,6 @@ import type { ImageSet } from '../helpers/host';
 
 const REPO = path.resolve(__dirname, '../..');
 const DAEMON = path.join(REPO, 'dist/src/daemon/main.js');
-const NODE = { destination: 'org.ovirt.Node', path: '/org/ovirt/Node' };
-const LAYERS = { ...NODE, interface: 'org.ovirt.Node.Layers' };
 
 
 

@@ -13,7 +13,7 @@ import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
 import type { RemoteClient } from './harness';
 import { eventually, PrivateBus, runCommand } from './harness';
-import { ok, unwrap, v } from './wire';
+import { LAYERS, layersOps, ok, TX_IFACE, unwrap, v } from './wire';
 import type { ImageSet } from '../helpers/host';
 import { NVR, sandboxHost, snapshotHost } from '../helpers/host';
 import { stopChild } from '../../src/sandbox/snmpd';
@@ -23,9 +23,6 @@ const REPO = path.resolve(__dirname, '../..');
 const DAEMON = path.join(REPO, 'dist/src/daemon/main.js');
 const NODECTL = path.join(REPO, 'dist/src/cli/nodectl.js');
 const BUILD = path.join(REPO, 'packaging/image-update/build-image-update.sh');
-const NODE = { destination: 'org.ovirt.Node', path: '/org/ovirt/Node' };
-const LAYERS = { ...NODE, interface: 'org.ovirt.Node.Layers' };
-const TX_IFACE = 'org.ovirt.Node.Transaction';
 const PKG = 'ovirt-node-ng-image-update';
 const V4 = 'ovirt-node-ng-4.5.7-0.20250901.0';
 const V5 = 'ovirt-node-ng-4.5.8-0.20251001.0';
@@ -43,10 +40,7 @@ describe('UpdateRepo: image-update packages from a dnf repository', () => {
   let server: http.Server | null = null;
   const requests: string[] = [];
 
-  const prop = async (name: string, iface = 'org.ovirt.Node.Layers', objPath = NODE.path): Promise<unknown> =>
-    unwrap(ok(await root.call({
-      ...NODE, path: objPath, interface: 'org.freedesktop.DBus.Properties', member: 'Get', signature: 'ss', body: [iface, name],
-    }))[0]);
+  const { prop } = layersOps(() => root);
   const bases = async (): Promise<string[]> => ((await prop('Bases')) as Array<{ name: string }>).map((b) => b.name);
   const nodectl = (args: string[]): ReturnType<PrivateBus['run']> => bus.run('root', [process.execPath, NODECTL, ...args], { timeoutMs: 120_000 });
 
