@@ -1,4 +1,4 @@
-import { addSample, cutDelayMs, expectedMs, makeSchedule, OVERSHOOT, parseSeed, pickOp, prng, SAMPLES, shortSchedule } from '../vm/torture/schedule';
+import { addSample, cutDelayMs, expectedMs, imagesNeeded, makeSchedule, OVERSHOOT, parseSeed, pickOp, prng, SAMPLES, shortSchedule } from '../vm/torture/schedule';
 
 describe('power-cut torture schedule', () => {
   it('is reproducible from the seed and differs between seeds', () => {
@@ -59,6 +59,22 @@ describe('power-cut torture schedule', () => {
     // a nonsense measurement (a clock step, a missing finish) is not learned
     expect(addSample([5], Number.NaN)).toEqual([5]);
     expect(addSample([5], -3)).toEqual([5]);
+  });
+
+  it('counts the images a campaign needs: as planned, or what a resumed one has used plus what the rest stages', () => {
+    const runs = makeSchedule(5, 10);
+    const upgrades = runs.filter((r) => r.op === 'upgrade').length;
+    const planned = 2 + upgrades + runs.length;
+    expect(imagesNeeded(runs, null)).toBe(planned);
+    // after the setup (root image 0, setup upgrade 1) nothing has been used beyond the plan
+    expect(imagesNeeded(runs, { phase: 'ready', run: 1, nextImage: 2 })).toBe(planned);
+    // a run being judged: its own upgrade is staged already; its follow-up and the later runs are not
+    const last = runs[runs.length - 1];
+    if (!last) throw new Error('no runs');
+    expect(imagesNeeded(runs, { phase: 'cut', run: last.run, nextImage: planned - 1 })).toBe(planned);
+    // one image more used than planned (a follow-up staged twice): one more needed
+    expect(imagesNeeded(runs, { phase: 'cut', run: last.run, nextImage: planned })).toBe(planned + 1);
+    expect(imagesNeeded(runs, { phase: 'done', run: last.run + 1, nextImage: planned + 1 })).toBe(planned + 1);
   });
 
   it('has a short campaign for CI: two upgrades cut inside the operation, one by each kind', () => {

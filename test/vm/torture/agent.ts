@@ -509,6 +509,9 @@ async function appendResult(row: RunResult): Promise<void> {
 async function judgeRun(plan: CampaignPlan, state: AgentState): Promise<boolean> {
   const c = state.cut;
   if (!c) throw new Error('phase cut without cut facts');
+  const judged = (await readResults()).filter((r) => r.run === state.run);
+  const last = judged[judged.length - 1];
+  if (last?.followUp === 'pending') return resumeFollowUp(plan, state, last);
   const t0 = Date.now();
   await kmsg(`run ${state.run} judging`);
   const up = (await cmd(['systemctl', 'is-active', 'imgbased.service'])).stdout.trim();
@@ -547,8 +550,62 @@ async function judgeRun(plan: CampaignPlan, state: AgentState): Promise<boolean>
   await appendResult(resultRow(plan, state, step, j, history?.recovered === true, 'pending', seconds, restarts));
   await kmsg(`run ${state.run} ${j.verdict} at ${step}`);
   if (j.verdict === 'BROKEN') return false;
+  return followUpUpgrade(plan, state, post, resultRow(plan, state, step, j, history?.recovered === true, 'pending', seconds, restarts));
+}
 
-  // the follow-up upgrade: must succeed and read as NEW against the recovered state
+/** The rows of results.jsonl (a judged run has two: follow-up pending, then its outcome). */
+async function readResults(): Promise<RunResult[]> {
+  const text = await fs.readFile(path.join(CTL, 'results.jsonl'), 'utf8').catch(() => '');
+  return text.split('\n').filter((l) => l.trim() !== '').map((l) => JSON.parse(l) as RunResult);
+}
+
+/**
+ * Run N's follow-up upgrade did not finish: the host stopped qemu (a campaign interrupted and resumed with --dir) or
+ * the agent failed during it. To the host that is one more power cut: the interrupted upgrade is judged against the run's
+ * recovered state (runs/N/post.json) like any cut — OLD or NEW, never BROKEN. NEW is the follow-up done; after OLD
+ * it runs again. The run's own verdict (already in results.jsonl) stands; the extra judgement goes to
+ * runs/N/follow-up-cut.json.
+ */
+async function resumeFollowUp(plan: CampaignPlan, state: AgentState, row: RunResult): Promise<boolean> {
+  const c = state.cut;
+  if (!c) throw new Error('phase cut without cut facts');
+  log(`run ${state.run}: its follow-up upgrade did not finish before the campaign stopped (resumed): judging that cut too`);
+  const pre = await readJson<Snapshot>(path.join(CTL, 'runs', String(state.run), 'post.json'));
+  if (!pre) throw new Error(`no snapshot after run ${state.run}'s recovery`);
+  const ownId = c.txn || ((await readJson<JournalRecord>(path.join(CTL, 'runs', String(state.run), 'history.json')))?.id ?? '');
+  const atBoot = await journalRecords(path.join(STATE_DIR, 'journal'));
+  await daemonUp();
+  // the follow-up is the latest upgrade created since the run started that is not the run's own transaction
+  const rec = [...atBoot, ...(await journalRecords(path.join(STATE_DIR, 'history')))]
+    .filter((r) => r.kind === 'upgrade' && r.id !== ownId && Date.parse(r.createdAt) >= c.t0 - 1000)
+    .sort((a, b) => a.createdAt.localeCompare(b.createdAt)).pop();
+  const id = rec?.id ?? '';
+  const history = await historyOf(id);
+  const unfinishedAfter = id !== '' && (await listDir(path.join(STATE_DIR, 'journal'))).includes(`${id}.json`);
+  const post = await snapshot();
+  const facts: TxnFacts = { id, journalAtBoot: atBoot.find((r) => r.id === id) ?? null, history, unfinishedAfter };
+  const j = judge(pre, post, facts);
+  const step = stepAtCut(facts);
+  await putCtl(`runs/${state.run}/follow-up-cut.json`, JSON.stringify({ id, step, ...j }, null, 1));
+  log(`run ${state.run}: the interrupted follow-up upgrade ${id || '(no record)'} at ${step}: ${j.verdict} (history ${j.history})` +
+    `${j.reasons.length ? `: ${j.reasons.join('; ')}` : ''}`);
+  if (j.verdict === 'BROKEN') {
+    await appendResult({ ...row, followUp: `interrupted follow-up BROKEN: ${j.reasons.join('; ')}` });
+    return false;
+  }
+  if (j.verdict === 'NEW' && history?.state === 'succeeded') {
+    // it went through (or was rolled forward): that is the follow-up, judged NEW against the run's recovered state
+    state.nextImage++; // the image state.json (saved before the run) points at is the one it staged
+    await putCtl(`snap/after-${state.run}.json`, JSON.stringify(post));
+    log(`run ${state.run}: follow-up upgrade succeeded (interrupted after it went through)`);
+    await appendResult({ ...row, followUp: 'succeeded' });
+    return true;
+  }
+  return followUpUpgrade(plan, state, post, row); // OLD: nothing of it is left, its image is staged again
+}
+
+/** The follow-up upgrade after a run's recovery: must succeed and read as NEW against the recovered state `post`. */
+async function followUpUpgrade(plan: CampaignPlan, state: AgentState, post: Snapshot, row: RunResult): Promise<boolean> {
   let followUp = 'succeeded';
   const img = await stageImage(plan, state.nextImage++);
   const t1 = Date.now();
@@ -568,7 +625,7 @@ async function judgeRun(plan: CampaignPlan, state: AgentState): Promise<boolean>
     followUp = `error: ${String(e)}`;
   }
   log(`run ${state.run}: follow-up upgrade ${followUp} in ${Math.round((Date.now() - t1) / 1000)} s`);
-  await appendResult(resultRow(plan, state, step, j, history?.recovered === true, followUp, seconds, restarts));
+  await appendResult({ ...row, followUp });
   return followUp === 'succeeded';
 }
 

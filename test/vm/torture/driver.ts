@@ -27,7 +27,7 @@ import { buildTestImage, createTestSigningKey } from '../../../src/image/test-im
 import { run } from '../../../src/system/run';
 import type { CampaignPlan } from './agent';
 import { formatSummary, parseResults, summarize, toCsv } from './report';
-import { makeSchedule, parseSeed, shortSchedule } from './schedule';
+import { imagesNeeded, makeSchedule, parseSeed, shortSchedule, type PlannedRun, type Progress } from './schedule';
 
 const REPO = path.resolve(__dirname, '../../../..');
 
@@ -210,24 +210,26 @@ async function consoleOfRun(consoleLog: string, runNo: number): Promise<string> 
 }
 
 /**
- * More runs for an existing campaign (same seed: the schedule's first runs are the same), with the images they need
- * (signed with a second key, which the agent trusts too), and the daemon installed again from the current tree.
+ * More runs for an existing campaign (same seed: the schedule's first runs are the same), and the images the rest of
+ * it needs (imagesNeeded: a resumed campaign can need more than planned), signed with a new key the agent trusts too;
+ * the agent installs the daemon again from the current tree before it goes on.
  */
-async function extend(o: Options, ctl: string, plan: CampaignPlan): Promise<void> {
-  const runs = makeSchedule(plan.seed, o.runs);
+async function extend(o: Options, ctl: string, plan: CampaignPlan, runs: readonly PlannedRun[], need: number): Promise<void> {
   if (JSON.stringify(runs.slice(0, plan.runs.length)) !== JSON.stringify(plan.runs)) throw new Error('the schedule does not extend the plan');
-  const need = 2 + runs.filter((r) => r.op === 'upgrade').length + runs.length;
-  const keys = plan.trustedKeys ?? [plan.trustedKey];
-  const built = await buildImages(o.dir, plan.images.length, need, plan.fs, `key${keys.length + 1}`);
-  const next: CampaignPlan = { ...plan, runs, images: [...plan.images, ...built.images], trustedKeys: [...keys, built.trustedKey], varFiles: true };
+  let next: CampaignPlan = { ...plan, runs, varFiles: true };
+  if (need > plan.images.length) {
+    const keys = plan.trustedKeys ?? [plan.trustedKey];
+    const built = await buildImages(o.dir, plan.images.length, need, plan.fs, `key${keys.length + 1}`);
+    next = { ...next, images: [...plan.images, ...built.images], trustedKeys: [...keys, built.trustedKey] };
+  }
   await fs.writeFile(path.join(ctl, 'plan.json'), JSON.stringify(next, null, 1) + '\n');
   await fs.writeFile(path.join(ctl, 'reinstall'), `${new Date().toISOString()}\n`);
   const statePath = path.join(ctl, 'state.json');
-  const state = JSON.parse(await fs.readFile(statePath, 'utf8')) as { phase: string };
-  if (state.phase === 'done') await fs.writeFile(statePath, JSON.stringify({ ...state, phase: 'ready' }, null, 1) + '\n');
+  const state = await fs.readFile(statePath, 'utf8').then((t) => JSON.parse(t) as { phase: string }, () => null);
+  if (state?.phase === 'done' && runs.length > plan.runs.length) await fs.writeFile(statePath, JSON.stringify({ ...state, phase: 'ready' }, null, 1) + '\n');
   await fs.writeFile(path.join(o.dir, 'schedule.csv'),
     ['run,op,cut,fraction', ...runs.map((r) => `${r.run},${r.op},${r.cut},${r.fraction}`)].join('\n') + '\n');
-  say(`extended the campaign to ${runs.length} runs; the agent installs the daemon again from the current tree`);
+  say(`the campaign has ${runs.length} runs and ${next.images.length} images; the agent installs the daemon again from the current tree`);
 }
 
 async function main(): Promise<number> {
@@ -235,12 +237,11 @@ async function main(): Promise<number> {
   const ctl = path.join(o.dir, 'ctl');
   const label = path.basename(o.dir);
   await fs.mkdir(ctl, { recursive: true });
-  say(`campaign ${label}: ${o.runs} runs, ${o.fs}, seed ${o.seed}, dir ${o.dir}`);
 
   if (!(await exists(path.join(ctl, 'plan.json')))) {
+    say(`campaign ${label}: ${o.runs} runs, ${o.fs}, seed ${o.seed}, dir ${o.dir}`);
     const runs = o.short ? shortSchedule() : makeSchedule(o.seed, o.runs);
-    const upgrades = runs.filter((r) => r.op === 'upgrade').length;
-    const { images, trustedKey } = await buildImages(o.dir, 0, 2 + upgrades + runs.length, o.fs);
+    const { images, trustedKey } = await buildImages(o.dir, 0, imagesNeeded(runs, null), o.fs);
     const plan: CampaignPlan = {
       label, fs: o.fs, seed: o.seed, runs, images, trustedKey,
       // first guesses (a quiet 2-CPU TCG host, session 5); the agent replaces them with what it measures
@@ -252,11 +253,14 @@ async function main(): Promise<number> {
       ['run,op,cut,fraction', ...runs.map((r) => `${r.run},${r.op},${r.cut},${r.fraction}`)].join('\n') + '\n');
   } else {
     const plan = JSON.parse(await fs.readFile(path.join(ctl, 'plan.json'), 'utf8')) as CampaignPlan;
-    say(`resuming: plan.json has ${plan.runs.length} runs (seed ${plan.seed}, ${plan.fs})`);
+    say(`campaign ${label} resumed: plan.json has ${plan.runs.length} runs (seed ${plan.seed}, ${plan.fs}), dir ${o.dir}`);
     o.seed = plan.seed;
     o.fs = plan.fs;
-    if (o.runs > plan.runs.length && !o.short) await extend(o, ctl, plan);
-    else o.runs = plan.runs.length;
+    const runs = o.runs > plan.runs.length && !o.short ? makeSchedule(plan.seed, o.runs) : plan.runs;
+    o.runs = runs.length;
+    const progress = await fs.readFile(path.join(ctl, 'state.json'), 'utf8').then((t) => JSON.parse(t) as Progress, () => null);
+    const need = imagesNeeded(runs, progress);
+    if (runs.length > plan.runs.length || need > plan.images.length) await extend(o, ctl, plan, runs, need);
   }
   // what the image's runner sources and runs at every boot (see test/vm/build-image.sh)
   const extra = await outsideLinks();
@@ -266,6 +270,7 @@ async function main(): Promise<number> {
     `set -e\n${mounts}cd '${REPO}'\nexport TORTURE_CTL=/run/imgbased-vm\nexec node dist/test/vm/torture/agent.js\n`);
   await fs.writeFile(path.join(ctl, 'env'), `VM_WORKDIR='${REPO}'\nVM_CMD_TIMEOUT=604800\nVM_9P_CACHE=loose\n`);
   await fs.rm(path.join(ctl, 'rc'), { force: true });
+  await fs.rm(path.join(ctl, 'agent-error.txt'), { force: true }); // a resumed campaign's earlier failure
 
   if (!(await exists(path.join(o.dir, 'root.qcow2')))) {
     await run(['qemu-img', 'create', '-q', '-f', 'qcow2', '-F', 'raw', '-b', path.join(o.cache, 'root.img'), path.join(o.dir, 'root.qcow2')]);

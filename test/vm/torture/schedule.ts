@@ -97,6 +97,29 @@ export function shortSchedule(): PlannedRun[] {
   ];
 }
 
+/** Where the guest agent is (the part of its state.json this module needs). */
+export interface Progress {
+  readonly phase: 'ready' | 'cut' | 'done' | 'stopped';
+  /** The run to start (ready) or being judged (cut). */
+  readonly run: number;
+  /** Images used so far (the next one to stage). */
+  readonly nextImage: number;
+}
+
+/**
+ * Signed images a campaign needs in all: what the first plan builds (the root, the setup upgrade, each run's upgrade
+ * and follow-up), or, for a campaign under way, the images used so far plus what the rest stages — the follow-up of a
+ * run being judged, then each later run's upgrade (if it is one) and follow-up — whichever is more (a campaign can
+ * have used more than planned: the first resumed xfs campaign staged an interrupted follow-up's image twice).
+ */
+export function imagesNeeded(runs: readonly PlannedRun[], at: Progress | null): number {
+  const stages = (rs: readonly PlannedRun[]): number => rs.reduce((n, r) => n + (r.op === 'upgrade' ? 2 : 1), 0);
+  const planned = 2 + stages(runs);
+  if (at === null || at.phase === 'done' || at.phase === 'stopped') return Math.max(planned, at?.nextImage ?? 0);
+  const rest = at.phase === 'cut' ? 1 + stages(runs.filter((r) => r.run > at.run)) : stages(runs.filter((r) => r.run >= at.run));
+  return Math.max(planned, at.nextImage + rest);
+}
+
 /** Parse `--seed`: a decimal integer, or any other string hashed (FNV-1a) so that names work as seeds too. */
 export function parseSeed(text: string): number {
   if (/^\d+$/.test(text)) return Number(text) >>> 0;
