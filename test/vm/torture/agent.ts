@@ -547,10 +547,11 @@ async function judgeRun(plan: CampaignPlan, state: AgentState): Promise<boolean>
   const step = stepAtCut(facts);
   const seconds = Math.round((Date.now() - t0) / 1000);
   log(`run ${state.run}: ${c.op} ${c.cut} +${c.delayMs} ms at ${step}: ${j.verdict} (history ${j.history})${j.reasons.length ? `: ${j.reasons.join('; ')}` : ''}`);
-  await appendResult(resultRow(plan, state, step, j, history?.recovered === true, 'pending', seconds, restarts));
+  const row = resultRow(plan, state, step, j, history?.recovered === true, 'pending', seconds, restarts);
+  await appendResult(row);
   await kmsg(`run ${state.run} ${j.verdict} at ${step}`);
   if (j.verdict === 'BROKEN') return false;
-  return followUpUpgrade(plan, state, post, resultRow(plan, state, step, j, history?.recovered === true, 'pending', seconds, restarts));
+  return followUpUpgrade(plan, state, post, row);
 }
 
 /** The rows of results.jsonl (a judged run has two: follow-up pending, then its outcome). */
@@ -561,7 +562,7 @@ async function readResults(): Promise<RunResult[]> {
 
 /**
  * Run N's follow-up upgrade did not finish: the host stopped qemu (a campaign interrupted and resumed with --dir) or
- * the agent failed during it. To the host that is one more power cut: the interrupted upgrade is judged against the run's
+ * the agent failed during it. For the host that is one more power cut: the interrupted upgrade is judged against the run's
  * recovered state (runs/N/post.json) like any cut — OLD or NEW, never BROKEN. NEW is the follow-up done; after OLD
  * it runs again. The run's own verdict (already in results.jsonl) stands; the extra judgement goes to
  * runs/N/follow-up-cut.json.
