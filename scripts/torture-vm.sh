@@ -12,6 +12,7 @@
 #   --fs         filesystem of the layers, /boot and /var/lib/imgbased (default ext4)
 #   --seed S     schedule seed (operations, cut kinds, cut moments); a number or any string (default: from the clock)
 #   --dir DIR    campaign directory (default test-artifacts/torture/<fs>-s<seed>-<time>); an existing one is resumed
+#                (extended to --runs N when that is given and larger)
 #   --clean      delete the disks after a campaign where every run passed (default: kept, so --runs can extend it)
 # Output: DIR/results.csv, DIR/summary.txt (also test-artifacts/torture/<label>.csv and .summary.txt), DIR/console.log.
 # A BROKEN run stops the campaign and keeps DIR (lvm.img, root.qcow2, console.log, ctl/ with every snapshot).

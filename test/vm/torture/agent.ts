@@ -26,8 +26,8 @@ import { openImage } from '../../../src/image/inspect';
 import { isInternalLv, LV_FIELDS, parseLvsReport, REPORT_ARGS } from '../../../src/storage/lvm-report';
 import type { JournalRecord } from '../../../src/transaction/types';
 import { judge, stepAtCut, type Judgement, type LayerCheck, type LvInfo, type Snapshot, type TxnFacts } from './classify';
-import type { RunResult } from './report';
-import type { CutKind, PlannedRun, TortureOp } from './schedule';
+import { parseResults, type RunResult } from './report';
+import type { CutKind, PlannedRun, Progress, TortureOp } from './schedule';
 import { addSample, cutDelayMs, expectedMs } from './schedule';
 
 const pexec = promisify(execFile);
@@ -68,7 +68,7 @@ export interface CampaignPlan {
 
 /** The campaign's progress, on the ctl share. */
 export interface AgentState {
-  phase: 'ready' | 'cut' | 'done' | 'stopped';
+  phase: Progress['phase'];
   /** The run to start (ready) or being judged (cut). */
   run: number;
   nextImage: number;
@@ -509,7 +509,8 @@ async function appendResult(row: RunResult): Promise<void> {
 async function judgeRun(plan: CampaignPlan, state: AgentState): Promise<boolean> {
   const c = state.cut;
   if (!c) throw new Error('phase cut without cut facts');
-  const judged = (await readResults()).filter((r) => r.run === state.run);
+  // a judged run has two rows in results.jsonl: follow-up pending, then its outcome
+  const judged = parseResults(await fs.readFile(path.join(CTL, 'results.jsonl'), 'utf8').catch(() => '')).filter((r) => r.run === state.run);
   const last = judged[judged.length - 1];
   if (last?.followUp === 'pending') return resumeFollowUp(plan, state, last);
   const t0 = Date.now();
@@ -552,12 +553,6 @@ async function judgeRun(plan: CampaignPlan, state: AgentState): Promise<boolean>
   await kmsg(`run ${state.run} ${j.verdict} at ${step}`);
   if (j.verdict === 'BROKEN') return false;
   return followUpUpgrade(plan, state, post, row);
-}
-
-/** The rows of results.jsonl (a judged run has two: follow-up pending, then its outcome). */
-async function readResults(): Promise<RunResult[]> {
-  const text = await fs.readFile(path.join(CTL, 'results.jsonl'), 'utf8').catch(() => '');
-  return text.split('\n').filter((l) => l.trim() !== '').map((l) => JSON.parse(l) as RunResult);
 }
 
 /**

@@ -33,6 +33,8 @@ const REPO = path.resolve(__dirname, '../../../..');
 
 interface Options {
   runs: number;
+  /** --runs was given: a resumed campaign is extended to it (else it keeps the runs it has). */
+  runsGiven: boolean;
   fs: 'ext4' | 'xfs';
   seed: number;
   dir: string;
@@ -48,7 +50,7 @@ interface Options {
 
 function parseArgs(argv: string[]): Options {
   const o: Options = {
-    runs: 50, fs: 'ext4', seed: Math.floor(Date.now() / 1000) % 100000, dir: '', cache: process.env['IMGBASED_VM_CACHE'] ?? '/var/cache/imgbased-vm',
+    runs: 50, runsGiven: false, fs: 'ext4', seed: Math.floor(Date.now() / 1000) % 100000, dir: '', cache: process.env['IMGBASED_VM_CACHE'] ?? '/var/cache/imgbased-vm',
     cpus: Number(process.env['VM_CPUS'] ?? 2), mem: process.env['VM_MEM'] ?? '2G', clean: false, short: false, stall: 1800,
   };
   for (let i = 0; i < argv.length; i++) {
@@ -58,8 +60,10 @@ function parseArgs(argv: string[]): Options {
       if (x === undefined) throw new Error(`${a} needs a value`);
       return x;
     };
-    if (a === '--runs') o.runs = Number(v());
-    else if (a === '--fs') {
+    if (a === '--runs') {
+      o.runs = Number(v());
+      o.runsGiven = true;
+    } else if (a === '--fs') {
       const f = v();
       if (f !== 'ext4' && f !== 'xfs') throw new Error('--fs ext4|xfs');
       o.fs = f;
@@ -212,9 +216,10 @@ async function consoleOfRun(consoleLog: string, runNo: number): Promise<string> 
 /**
  * More runs for an existing campaign (same seed: the schedule's first runs are the same), and the images the rest of
  * it needs (imagesNeeded: a resumed campaign can need more than planned), signed with a new key the agent trusts too;
- * the agent installs the daemon again from the current tree before it goes on.
+ * the agent installs the daemon again from the current tree before it goes on. `progress`: the agent's state.json
+ * (the whole document: a finished campaign's is written back as ready to go on).
  */
-async function extend(o: Options, ctl: string, plan: CampaignPlan, runs: readonly PlannedRun[], need: number): Promise<void> {
+async function extend(o: Options, ctl: string, plan: CampaignPlan, runs: readonly PlannedRun[], need: number, progress: Progress | null): Promise<void> {
   if (JSON.stringify(runs.slice(0, plan.runs.length)) !== JSON.stringify(plan.runs)) throw new Error('the schedule does not extend the plan');
   let next: CampaignPlan = { ...plan, runs, varFiles: true };
   if (need > plan.images.length) {
@@ -224,9 +229,9 @@ async function extend(o: Options, ctl: string, plan: CampaignPlan, runs: readonl
   }
   await fs.writeFile(path.join(ctl, 'plan.json'), JSON.stringify(next, null, 1) + '\n');
   await fs.writeFile(path.join(ctl, 'reinstall'), `${new Date().toISOString()}\n`);
-  const statePath = path.join(ctl, 'state.json');
-  const state = await fs.readFile(statePath, 'utf8').then((t) => JSON.parse(t) as { phase: string }, () => null);
-  if (state?.phase === 'done' && runs.length > plan.runs.length) await fs.writeFile(statePath, JSON.stringify({ ...state, phase: 'ready' }, null, 1) + '\n');
+  if (progress?.phase === 'done' && runs.length > plan.runs.length) {
+    await fs.writeFile(path.join(ctl, 'state.json'), JSON.stringify({ ...progress, phase: 'ready' }, null, 1) + '\n');
+  }
   await fs.writeFile(path.join(o.dir, 'schedule.csv'),
     ['run,op,cut,fraction', ...runs.map((r) => `${r.run},${r.op},${r.cut},${r.fraction}`)].join('\n') + '\n');
   say(`the campaign has ${runs.length} runs and ${next.images.length} images; the agent installs the daemon again from the current tree`);
@@ -256,11 +261,11 @@ async function main(): Promise<number> {
     say(`campaign ${label} resumed: plan.json has ${plan.runs.length} runs (seed ${plan.seed}, ${plan.fs}), dir ${o.dir}`);
     o.seed = plan.seed;
     o.fs = plan.fs;
-    const runs = o.runs > plan.runs.length && !o.short ? makeSchedule(plan.seed, o.runs) : plan.runs;
+    const runs = o.runsGiven && o.runs > plan.runs.length && !o.short ? makeSchedule(plan.seed, o.runs) : plan.runs;
     o.runs = runs.length;
     const progress = await fs.readFile(path.join(ctl, 'state.json'), 'utf8').then((t) => JSON.parse(t) as Progress, () => null);
     const need = imagesNeeded(runs, progress);
-    if (runs.length > plan.runs.length || need > plan.images.length) await extend(o, ctl, plan, runs, need);
+    if (runs.length > plan.runs.length || need > plan.images.length) await extend(o, ctl, plan, runs, need, progress);
   }
   // what the image's runner sources and runs at every boot (see test/vm/build-image.sh)
   const extra = await outsideLinks();
